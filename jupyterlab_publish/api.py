@@ -1,0 +1,152 @@
+"""The Python face of the Publish button. The kernel's comm handlers call these same functions."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import PublishError
+
+ProgressCallback = Callable[[str, float, str], None]
+
+# Endpoint names become URL path segments and directory names on every target.
+ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+# `name` or `name==version`; other specifiers cannot be pinned exactly, so they are refused.
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
+
+
+def analyze(fn: Callable[..., Any], *, validator: Callable[..., Any] | None = None):
+    """Which distributions ``fn`` (and ``validator``) need to be unpickled and run, and why."""
+    from .frontier import analyze_function
+
+    _check_callable(fn, "fn")
+    also = (validator,) if validator is not None else ()
+    return analyze_function(fn, also=also)
+
+
+def default_endpoint_name(fn: Callable[..., Any]) -> str:
+    """``predict_price`` → ``predict-price``: a valid endpoint name derived from the function."""
+    name = re.sub(r"[^a-z0-9]+", "-", getattr(fn, "__name__", "function").lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"fn-{name}".rstrip("-")
+    return name[:63]
+
+
+def validate_endpoint_name(name: str) -> str:
+    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
+        raise PublishError(
+            "invalid_name",
+            f"{name!r} is not a valid endpoint name.",
+            "Use 1–63 lowercase letters, digits and dashes, starting with a letter (e.g. 'predict-price').",
+        )
+    return name
+
+
+def normalize_requirements(requirements: Iterable[Any]) -> list[dict[str, str]]:
+    """Accept ``"numpy"``, ``"numpy==2.1.0"`` or ``{"name", "version"[, "why"]}`` entries."""
+    out: dict[str, dict[str, str]] = {}
+    for entry in requirements:
+        if isinstance(entry, dict):
+            name, version = str(entry.get("name", "")), str(entry.get("version") or "")
+            why = str(entry.get("why") or "added by you")
+            text = f"{name}=={version}" if version else name
+        else:
+            text, why = str(entry), "added by you"
+        match = _REQUIREMENT.match(text)
+        if not match:
+            raise PublishError(
+                "bad_request",
+                f"{text!r} is not a requirement this tool can pin.",
+                "Write a distribution name, optionally with an exact version: 'scikit-learn==1.5.2'.",
+            )
+        name, version = match.group(1), match.group(2) or ""
+        out[re.sub(r"[-_.]+", "-", name).lower()] = {"name": name, "version": version, "why": why}
+    return list(out.values())
+
+
+def publish(
+    fn: Callable[..., Any],
+    name: str | None = None,
+    target: str | None = None,
+    requirements: Iterable[Any] | None = None,
+    sample: Any = None,
+    validator: Callable[..., Any] | None = None,
+    *,
+    new_version: bool = False,
+    token: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+):
+    """Publish ``fn`` as a web service and return its Deployment (``.url``, ``.name``, ``.version``).
+
+    ``requirements`` replaces the analysed list when given; ``sample`` (a JSON list of positional
+    arguments or an object of named ones) is run in the notebook first and becomes the smoke test.
+    A failure at any stage raises PublishError and leaves the previous deployment serving.
+    """
+    from .bundle import build_bundle
+    from .targets import get_target
+
+    _check_callable(fn, "fn")
+    if validator is not None:
+        _check_callable(validator, "validator")
+    name = validate_endpoint_name(name if name is not None else default_endpoint_name(fn))
+    report_progress = _progress_reporter(progress, cancel)
+    deploy_target = get_target(target, token=token)  # an unknown target fails before any work
+
+    report_progress("analysing", 0.0, f"Analysing {fn.__name__}")
+    report = analyze(fn, validator=validator)
+    if requirements is None:
+        chosen = [{"name": r.name, "version": r.version, "why": r.why} for r in report.requirements]
+    else:
+        chosen = normalize_requirements(requirements)
+
+    report_progress("pickling", 0.0, f"Pickling {fn.__name__} and what it captures")
+    with tempfile.TemporaryDirectory(prefix="jupyterlab-publish-") as tmp:
+        bundle = build_bundle(
+            fn,
+            Path(tmp) / name,
+            name=name,
+            requirements=chosen,
+            validator=validator,
+            sample=sample,
+            local_modules=[m.name for m in report.local_modules],
+            provenance=_provenance(fn, provenance),
+        )
+        report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
+        report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
+        deployment = deploy_target.push(bundle, report_progress, new_version=new_version)
+    report_progress("done", 1.0, deployment.url)
+    return deployment
+
+
+def _progress_reporter(progress: ProgressCallback | None, cancel: threading.Event | None) -> ProgressCallback:
+    """Wrap the caller's callback so every progress point is also a cancellation point."""
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise PublishError("cancelled", "Publishing was cancelled.", "Nothing was changed on the target.")
+        if progress is not None:
+            progress(stage, fraction, message)
+
+    return report
+
+
+def _provenance(fn: Callable[..., Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    # JupyterLab tells ipykernel the notebook's path through ``__session__`` in the user namespace.
+    session = getattr(fn, "__globals__", {}).get("__session__")
+    out = {"notebook": session if isinstance(session, str) else None, "cell_id": None}
+    out.update({k: v for k, v in (given or {}).items() if v is not None})
+    return out
+
+
+def _check_callable(value: Any, what: str) -> None:
+    if not callable(value):
+        raise PublishError(
+            "not_callable",
+            f"{what} must be a function, not {type(value).__name__}.",
+            "Pass the function object itself, e.g. publish(predictor).",
+        )

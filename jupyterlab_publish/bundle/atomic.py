@@ -1,0 +1,63 @@
+"""Create a directory all at once: build it under a temporary name beside the destination, rename.
+
+Readers (a target, the function server) therefore see either no bundle or a complete one, and a
+failure half-way leaves nothing behind — not even the parent directories we had to create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from jupyterlab_publish.errors import PublishError
+
+
+def _exists_error(dest: Path) -> PublishError:
+    return PublishError(
+        "bad_request",
+        f"{dest} exists already; a bundle is written to a new directory",
+        "Choose a directory that does not exist yet, or remove the old one first.",
+    )
+
+
+@contextlib.contextmanager
+def atomic_directory(dest):
+    """Yield a temporary directory that becomes ``dest`` when the block succeeds."""
+    dest = Path(dest).absolute()
+    if dest.exists() or dest.is_symlink():
+        raise _exists_error(dest)
+    created = _make_parents(dest.parent)
+    # mkdtemp's 0700 mode is kept on purpose: pickles run code when loaded, so others may not edit.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists() or dest.is_symlink():  # appeared while we were building
+            raise _exists_error(dest)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write and fsync, so a renamed bundle never holds empty files after a crash."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _make_parents(directory: Path) -> list:
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)  # tolerate a concurrent creator
+    return list(reversed(missing))  # outermost first: removal goes innermost first

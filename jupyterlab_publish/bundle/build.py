@@ -1,0 +1,145 @@
+"""``build_bundle``: turn a live function (and its validator) into a bundle directory.
+
+Everything that can fail on the user's input — names, requirements, pickling, the sample — is
+checked in memory first; only then are files written, into a temporary directory renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json
+import platform
+import re
+import sys
+from pathlib import Path
+
+import cloudpickle
+
+from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.runtime import service
+
+from .atomic import atomic_directory, write_file
+from .format import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    ENTRYPOINT,
+    FUNCTION_FILE,
+    MANIFEST,
+    REQUIREMENTS_FILE,
+    VALIDATOR_FILE,
+    Bundle,
+    sha256_hex,
+)
+from .pickling import dump_callable, pickled_by_value
+from .provenance import build_provenance
+from .requirements import plan_requirements, render_requirements_txt
+from .sample import normalise_sample, run_sample
+
+# Endpoint names end up in URLs, directory names and process titles: keep them plain. The same
+# rule as the targets and the function server (a DNS label), so a bundle is never built for a name
+# every target would refuse.
+ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+def build_bundle(
+    fn,
+    dest_dir,
+    *,
+    name,
+    requirements=(),
+    validator=None,
+    sample=None,
+    local_modules=(),
+    provenance=None,
+) -> Bundle:
+    """Write the bundle for ``fn`` to ``dest_dir`` (which must not exist) and return it.
+
+    ``requirements`` are the caller's ``{"name", "version", "why"}`` entries; ``local_modules`` are
+    module names whose code travels inside the pickle; ``sample`` (a JSON array or object) is run in
+    this process and its answer recorded; ``provenance`` supplies ``notebook`` and ``cell_id``.
+    """
+    _check_name(name)
+    _check_callable(fn, "the function")
+    if validator is not None:
+        _check_callable(validator, "the validator")
+    local_modules = _check_local_modules(local_modules)
+    plan = plan_requirements(requirements)
+    if sample is not None:
+        sample = normalise_sample(sample)
+    dest = Path(dest_dir)
+    if dest.exists():  # fail before the (possibly slow) pickling; atomic_directory checks again
+        raise PublishError("bad_request", f"{dest} exists already; a bundle is written to a new directory",
+                           "Choose a directory that does not exist yet, or remove the old one first.")
+
+    with pickled_by_value(local_modules):
+        files = {FUNCTION_FILE: dump_callable(fn, _label(fn))}
+        if validator is not None:
+            files[VALIDATOR_FILE] = dump_callable(validator, _label(validator))
+    sample_output = run_sample(fn, sample, validator) if sample is not None else None
+
+    files[REQUIREMENTS_FILE] = render_requirements_txt(name, plan.lines).encode("utf-8")
+    files[ENTRYPOINT] = Path(service.__file__).read_bytes()
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "name": name,
+        "function": _describe(fn),
+        "validator": {"name": _label(validator)} if validator is not None else None,
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": {
+            "version": platform.python_version(),
+            "minor": "{}.{}".format(*sys.version_info[:2]),
+            "implementation": sys.implementation.name,
+        },
+        "cloudpickle": cloudpickle.__version__,
+        "requirements": plan.declared,
+        "runtime_requirements": plan.runtime,
+        "local_modules": local_modules,
+        "sample": sample,
+        "sample_output": sample_output,
+        "provenance": build_provenance(fn, provenance),
+        "entrypoint": ENTRYPOINT,
+        "files": {filename: sha256_hex(data) for filename, data in sorted(files.items())},
+    }
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    with atomic_directory(dest) as tmp:
+        for filename, data in files.items():
+            write_file(tmp / filename, data)
+        write_file(tmp / MANIFEST, manifest_bytes)
+    return Bundle(dest, manifest)
+
+
+def _label(fn) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _describe(fn) -> dict:
+    return {
+        "name": _label(fn),
+        "qualname": getattr(fn, "__qualname__", None) or type(fn).__qualname__,
+        "signature": service.describe_signature(fn),
+        "doc": inspect.getdoc(fn) or "",
+    }
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
+        raise PublishError(
+            "invalid_name",
+            f"{name!r} is not a valid endpoint name",
+            "Use 1 to 63 lowercase letters, digits or '-', starting with a letter (e.g. 'predict-price').",
+        )
+
+
+def _check_callable(obj, role: str) -> None:
+    if not callable(obj):
+        raise PublishError("not_callable", f"{role} is a {type(obj).__name__}, not something that can be called",
+                           "Pass the function object itself (e.g. predictor, not predictor()).")
+
+
+def _check_local_modules(local_modules) -> list:
+    if isinstance(local_modules, str):  # a lone "utils" would otherwise become "u", "t", "i", ...
+        local_modules = [local_modules]
+    return list(local_modules or ())

@@ -1,0 +1,71 @@
+"""Try the function on the sample input inside the notebook, under the service's own contract.
+
+A sample that fails here would fail in the service, so it is cheaper to say so before a bundle
+exists. The argument split, the binding check, the validator verdict and the JSON conversion are
+the runtime's own functions, so the notebook and the service cannot disagree about them.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+
+from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.runtime.service import (
+    CONTRACT,
+    ArgumentError,
+    bind_arguments,
+    json_ready,
+    split_arguments,
+    validator_verdict,
+)
+
+
+def normalise_sample(sample):
+    """The sample as plain JSON data (tuples become lists), or PublishError("invalid_sample")."""
+    try:
+        return json.loads(json.dumps(sample, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise PublishError(
+            "invalid_sample",
+            f"the sample input is not JSON data: {exc}",
+            f"Give the sample as the JSON a client would send: {CONTRACT}.",
+        ) from None
+
+
+def run_sample(fn, sample, validator=None):
+    """Call ``fn`` on the (normalised) sample and return its JSON-converted answer."""
+    name = getattr(fn, "__name__", "the function")
+    try:
+        args, kwargs = split_arguments(sample)
+        bind_arguments(fn, args, kwargs)
+    except ArgumentError as exc:
+        raise PublishError("invalid_sample", f"the sample input does not fit {name}: {exc}",
+                           f"Change the sample: {CONTRACT}.") from None
+    if validator is not None:
+        reason = validator_verdict(validator, args, kwargs)
+        if reason is not None:
+            raise PublishError(
+                "invalid_sample",
+                f"the validator rejects the sample input: {reason}",
+                "Give a sample the validator accepts, or fix the validator.",
+            )
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        raise PublishError(
+            "sample_failed",
+            f"{name} raised {type(exc).__name__} on the sample input: {exc}",
+            "Fix the function or the sample and run the cell again; the traceback is in the details.",
+            details={"traceback": traceback.format_exc()},
+        ) from None
+    try:
+        output = json_ready(result)
+        json.dumps(output, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise PublishError(
+            "sample_failed",
+            f"{name}'s answer to the sample cannot be sent as JSON: {exc}",
+            "Return lists, dicts, numbers, strings or booleans (numpy and pandas values are converted).",
+        ) from None
+    return output

@@ -1,0 +1,93 @@
+"""What each protocol method does, given its parameters and the user's namespace."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Callable
+
+from .. import api
+from ..errors import PublishError
+from .cells import list_functions as _list_functions
+from .cells import resolve_function
+
+
+def list_functions(params: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
+    functions = _list_functions(params["code"], namespace)
+    if not functions:
+        raise PublishError(
+            "no_function",
+            "This cell defines no function.",
+            "Select a code cell with a `def` statement, e.g. `def predict(x): ...`.",
+        )
+    return {"functions": functions}
+
+
+def analyze(params: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
+    fn = resolve_function(params["function"], namespace)
+    validator = _optional_function(params.get("validator"), namespace)
+    report = api.analyze(fn, validator=validator).to_dict()
+    report["suggested_name"] = api.default_endpoint_name(fn)
+    report["validators"] = _validator_candidates(namespace, exclude=fn)
+    return report
+
+
+def publish(
+    params: dict[str, Any],
+    namespace: dict[str, Any],
+    *,
+    progress: Callable[[str, float, str], None],
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    fn = resolve_function(params["function"], namespace)
+    deployment = api.publish(
+        fn,
+        name=params["name"],
+        target=params.get("target") or None,
+        requirements=params.get("requirements"),
+        sample=_sample(params),
+        validator=_optional_function(params.get("validator"), namespace),
+        new_version=bool(params.get("new_version", False)),
+        provenance={"notebook": params.get("notebook_path"), "cell_id": params.get("cell_id")},
+        progress=progress,
+        cancel=cancel,
+    )
+    out = deployment.to_dict()
+    out["curl"] = deployment.curl(json.dumps(params["sample"]) if params.get("sample") is not None else None)
+    return out
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "list_functions": list_functions,
+    "analyze": analyze,
+}
+
+
+def _sample(params: dict[str, Any]) -> Any:
+    sample = params.get("sample")
+    if sample is not None and not isinstance(sample, (list, dict)):
+        raise PublishError(
+            "invalid_sample",
+            "The sample input must be a JSON array (positional arguments) or object (named arguments).",
+            'For predictor(x) with x = [0.5, 0.5], write [[0.5, 0.5]] or {"x": [0.5, 0.5]}.',
+        )
+    return sample
+
+
+def _optional_function(name: Any, namespace: dict[str, Any]) -> Callable[..., Any] | None:
+    if not name:
+        return None
+    return resolve_function(str(name), namespace)
+
+
+def _validator_candidates(namespace: dict[str, Any], exclude: Any) -> list[str]:
+    """Notebook functions the user may pick as the validator."""
+    return sorted(
+        name
+        for name, value in namespace.items()
+        if not name.startswith("_")
+        and value is not exclude
+        and callable(value)
+        and getattr(value, "__module__", None) == "__main__"
+        and hasattr(value, "__code__")
+    )

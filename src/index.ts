@@ -1,0 +1,45 @@
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+
+import { addPublishCommand } from './publish/command';
+import { IPublishSettings } from './publish/flow';
+import { CommandIDs, PLUGIN_ID, TRANSLATION_DOMAIN } from './tokens';
+
+/** The Publish function command, its palette entry and its settings. Toolbar button, cell menu
+ * entry and shortcut are declared in schema/plugin.json. */
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Publish a function from a notebook cell as a web service.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ISettingRegistry, ITranslator],
+  activate: async (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
+    const settings: IPublishSettings = { defaultTarget: 'local', requestTimeout: 120 };
+    addPublishCommand(app, tracker, trans, () => settings);
+    palette?.addItem({ command: CommandIDs.publish, category: trans.__('Notebook Operations') });
+    if (settingRegistry) {
+      const loaded = await settingRegistry.load(PLUGIN_ID);
+      const read = () => {
+        settings.defaultTarget = (loaded.get('defaultTarget').composite as string) || 'local';
+        settings.requestTimeout = loaded.get('requestTimeout').composite as number;
+      };
+      read();
+      loaded.changed.connect(read);
+    }
+  }
+};
+
+export default plugin;

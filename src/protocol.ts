@@ -1,0 +1,268 @@
+/**
+ * The comm protocol between this front end and the kernel — the mirror of
+ * jupyterlab_publish/kernel/protocol.py. Both sides are tested against the same fixture messages
+ * (protocol/fixtures/messages.json) so they cannot drift.
+ */
+
+export const COMM_TARGET = 'jupyterlab_publish';
+/** Bump on any incompatible change; a kernel with another version is refused. */
+export const PROTOCOL_VERSION = 1;
+
+export const METHODS = ['list_functions', 'analyze', 'publish', 'cancel'] as const;
+export type Method = (typeof METHODS)[number];
+
+export const STAGES = [
+  'analysing',
+  'pickling',
+  'bundling',
+  'pushing',
+  'installing',
+  'starting',
+  'smoke_test',
+  'done'
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** Error codes the kernel sends; stable, so the UI can map each to an action. */
+export const KERNEL_ERROR_CODES = [
+  'bad_request',
+  'unknown_method',
+  'syntax_error',
+  'no_function',
+  'not_defined',
+  'stale_cell',
+  'not_callable',
+  'unpicklable',
+  'invalid_name',
+  'name_taken',
+  'invalid_sample',
+  'sample_failed',
+  'smoke_test_failed',
+  'invalid_bundle',
+  'target_unreachable',
+  'target_error',
+  'unknown_target',
+  'cancelled',
+  'busy',
+  'internal'
+] as const;
+export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];
+
+/** Errors the front end raises itself, before or around the kernel. */
+export type ClientErrorCode =
+  | 'no_kernel'
+  | 'not_python'
+  | 'package_missing'
+  | 'protocol_mismatch'
+  | 'kernel_restarted'
+  | 'timeout';
+
+export type ErrorCode = KernelErrorCode | ClientErrorCode;
+
+export interface IErrorInfo {
+  code: ErrorCode;
+  message: string;
+  hint: string;
+  details?: { [key: string]: unknown };
+}
+
+export interface IFunctionInfo {
+  name: string;
+  signature: string;
+  doc: string;
+  line: number;
+  is_async: boolean;
+  /** The kernel holds a function of that name (the cell has run). */
+  defined: boolean;
+  /** The cell was edited after it last ran. */
+  stale: boolean;
+}
+
+export interface IRequirement {
+  name: string;
+  version: string;
+  why: string;
+  chains?: string[];
+  modules?: string[];
+}
+
+export interface IAnalysis {
+  function: {
+    name: string;
+    qualname: string;
+    module: string;
+    signature: string;
+    doc: string;
+  };
+  requirements: IRequirement[];
+  local_modules: { name: string; path: string; why: string }[];
+  captured: { name: string; type: string; path: string }[];
+  warnings: { code: string; message: string; hint: string }[];
+  suggested_name: string;
+  validators: string[];
+}
+
+export interface IPublishParams {
+  function: string;
+  name: string;
+  target: string | null;
+  requirements: { name: string; version: string }[];
+  validator: string | null;
+  sample: unknown[] | { [key: string]: unknown } | null;
+  new_version: boolean;
+  notebook_path: string | null;
+  cell_id: string | null;
+}
+
+export interface IDeployment {
+  name: string;
+  version: number;
+  url: string;
+  target: string;
+  key: string | null;
+  curl: string;
+  bundle_path?: string | null;
+}
+
+/** Parameters and result of each method. */
+export interface IMethods {
+  list_functions: {
+    params: { code: string; cell_id?: string | null };
+    result: { functions: IFunctionInfo[] };
+  };
+  analyze: {
+    params: { function: string; validator?: string | null };
+    result: IAnalysis;
+  };
+  publish: { params: IPublishParams; result: IDeployment };
+  cancel: { params: { request_id: string }; result: { cancelled: boolean } };
+}
+
+export interface IRequest<M extends Method = Method> {
+  type: 'request';
+  id: string;
+  method: M;
+  params: IMethods[M]['params'];
+}
+
+export interface IHello {
+  type: 'hello';
+  protocol_version: number;
+  package_version: string;
+  python_version: string;
+  cloudpickle_version: string;
+}
+
+export interface IProgress {
+  type: 'progress';
+  id: string;
+  stage: Stage;
+  fraction: number;
+  message: string;
+}
+
+export interface IResultMessage {
+  type: 'result';
+  id: string;
+  result: { [key: string]: unknown };
+}
+
+export interface IErrorMessage {
+  type: 'error';
+  id: string | null;
+  error: IErrorInfo;
+}
+
+export type Reply = IHello | IProgress | IResultMessage | IErrorMessage;
+
+/** A malformed message; the text says what is wrong with it. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export function makeRequest<M extends Method>(
+  id: string,
+  method: M,
+  params: IMethods[M]['params']
+): IRequest<M> {
+  return { type: 'request', id, method, params };
+}
+
+const REQUIRED_PARAMS: { [M in Method]: string[] } = {
+  list_functions: ['code'],
+  analyze: ['function'],
+  publish: ['function', 'name'],
+  cancel: ['request_id']
+};
+
+function isObject(value: unknown): value is { [key: string]: unknown } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Validate an outgoing request (the same rules the kernel applies). */
+export function checkRequest(data: unknown): IRequest {
+  if (!isObject(data)) {
+    throw new ProtocolError('a request must be a JSON object');
+  }
+  if (typeof data.id !== 'string' || !data.id) {
+    throw new ProtocolError("a request needs a non-empty string 'id'");
+  }
+  if (data.type !== 'request') {
+    throw new ProtocolError(`unexpected message type ${String(data.type)}`);
+  }
+  if (!METHODS.includes(data.method as Method)) {
+    throw new ProtocolError(`unknown method ${String(data.method)}`);
+  }
+  const params = data.params ?? {};
+  if (!isObject(params)) {
+    throw new ProtocolError("'params' must be a JSON object");
+  }
+  for (const key of REQUIRED_PARAMS[data.method as Method]) {
+    if (typeof params[key] !== 'string') {
+      throw new ProtocolError(`${String(data.method)} needs the parameter '${key}'`);
+    }
+  }
+  return data as unknown as IRequest;
+}
+
+/** Validate a message from the kernel and narrow its type. */
+export function checkReply(data: unknown): Reply {
+  if (!isObject(data)) {
+    throw new ProtocolError('a reply must be a JSON object');
+  }
+  switch (data.type) {
+    case 'hello':
+      if (typeof data.protocol_version !== 'number') {
+        throw new ProtocolError('hello needs a numeric protocol_version');
+      }
+      return data as unknown as IHello;
+    case 'progress':
+      if (typeof data.id !== 'string') {
+        throw new ProtocolError('progress needs the request id');
+      }
+      if (!STAGES.includes(data.stage as Stage)) {
+        throw new ProtocolError(`unknown progress stage ${String(data.stage)}`);
+      }
+      return data as unknown as IProgress;
+    case 'result':
+      if (typeof data.id !== 'string' || !isObject(data.result)) {
+        throw new ProtocolError('result needs the request id and an object result');
+      }
+      return data as unknown as IResultMessage;
+    case 'error': {
+      const error = data.error;
+      if (
+        !isObject(error) ||
+        !KERNEL_ERROR_CODES.includes(error.code as KernelErrorCode)
+      ) {
+        throw new ProtocolError("error needs an 'error' object with a known code");
+      }
+      return data as unknown as IErrorMessage;
+    }
+    default:
+      throw new ProtocolError(`unknown reply type ${String(data.type)}`);
+  }
+}

@@ -1,0 +1,212 @@
+import { Dialog, ReactWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import * as React from 'react';
+
+import { IPublishParams } from '../protocol';
+import { PublishFormModel } from './model';
+
+/** The body of the Publish dialog: renders the model and edits it in place. */
+export class PublishDialogBody
+  extends ReactWidget
+  implements Dialog.IBodyWidget<IPublishParams>
+{
+  constructor(
+    readonly model: PublishFormModel,
+    private readonly _trans: TranslationBundle
+  ) {
+    super();
+    this.addClass('jp-PublishDialog');
+  }
+
+  getValue(): IPublishParams {
+    return this.model.toParams();
+  }
+
+  protected render(): JSX.Element {
+    return <PublishForm model={this.model} trans={this._trans} onChange={() => this.update()} />;
+  }
+}
+
+interface IFormProps {
+  model: PublishFormModel;
+  trans: TranslationBundle;
+  onChange: () => void;
+}
+
+function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
+  const [newRequirement, setNewRequirement] = React.useState('');
+  const [addError, setAddError] = React.useState<string | null>(null);
+  const errors = model.errors;
+  const fn = model.analysis.function;
+  const change = (apply: () => void) => {
+    apply();
+    onChange();
+  };
+  const add = () => {
+    const error = model.addRequirement(newRequirement);
+    setAddError(error);
+    if (!error) {
+      setNewRequirement('');
+    }
+    onChange();
+  };
+
+  return (
+    <div className="jp-PublishDialog-form">
+      <div className="jp-PublishDialog-signature">
+        <code>
+          {fn.name}
+          {fn.signature}
+        </code>
+        {fn.doc && <span className="jp-PublishDialog-doc"> — {fn.doc}</span>}
+      </div>
+
+      <label className="jp-PublishDialog-field">
+        <span>{trans.__('Endpoint name')}</span>
+        <input
+          className="jp-mod-styled jp-PublishDialog-name"
+          value={model.name}
+          spellCheck={false}
+          onChange={e => change(() => (model.name = e.target.value))}
+        />
+        {errors.name && <span className="jp-PublishDialog-error">{trans.__(errors.name)}</span>}
+      </label>
+
+      <fieldset className="jp-PublishDialog-requirements">
+        <legend>{trans.__('Requirements')}</legend>
+        {model.requirements.length === 0 && (
+          <p className="jp-PublishDialog-empty">
+            {trans.__('Only the standard library: nothing to install.')}
+          </p>
+        )}
+        <table>
+          <tbody>
+            {model.requirements.map(req => (
+              <tr key={req.name} className="jp-PublishDialog-requirement" data-name={req.name}>
+                <td className="jp-PublishDialog-reqName">{req.name}</td>
+                <td>
+                  <input
+                    className="jp-mod-styled jp-PublishDialog-version"
+                    value={req.version}
+                    placeholder={trans.__('latest')}
+                    aria-label={trans.__('Version of %1', req.name)}
+                    onChange={e => change(() => model.setVersion(req.name, e.target.value))}
+                  />
+                </td>
+                <td className="jp-PublishDialog-why" title={(req.chains ?? [req.why]).join('\n')}>
+                  {req.why}
+                </td>
+                <td>
+                  <button
+                    className="jp-Button jp-mod-minimal jp-PublishDialog-remove"
+                    title={trans.__('Remove %1', req.name)}
+                    onClick={() => change(() => model.removeRequirement(req.name))}
+                  >
+                    ✕
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {errors.requirements && (
+          <span className="jp-PublishDialog-error">{errors.requirements}</span>
+        )}
+        <div className="jp-PublishDialog-add">
+          <input
+            className="jp-mod-styled"
+            value={newRequirement}
+            placeholder={trans.__('Add a requirement, e.g. pandas==2.2.3')}
+            onChange={e => setNewRequirement(e.target.value)}
+            onKeyDown={e => {
+              if (e.key === 'Enter') {
+                e.preventDefault();
+                e.stopPropagation();
+                add();
+              }
+            }}
+          />
+          <button className="jp-Button jp-mod-styled jp-mod-reject" onClick={add}>
+            {trans.__('Add')}
+          </button>
+        </div>
+        {addError && <span className="jp-PublishDialog-error">{addError}</span>}
+      </fieldset>
+
+      <Notes model={model} trans={trans} />
+
+      <label className="jp-PublishDialog-field">
+        <span>{trans.__('Deploy target')}</span>
+        <input
+          className="jp-mod-styled jp-PublishDialog-target"
+          value={model.target}
+          spellCheck={false}
+          title={trans.__('local (the embedded function server), dir:/path, or http://host:port')}
+          onChange={e => change(() => (model.target = e.target.value))}
+        />
+      </label>
+
+      <label className="jp-PublishDialog-field">
+        <span>{trans.__('Validator (optional)')}</span>
+        <select
+          className="jp-mod-styled jp-PublishDialog-validator"
+          value={model.validator ?? ''}
+          onChange={e => change(() => (model.validator = e.target.value || null))}
+        >
+          <option value="">{trans.__('None')}</option>
+          {model.analysis.validators.map(name => (
+            <option key={name} value={name}>
+              {name}
+            </option>
+          ))}
+        </select>
+      </label>
+
+      <label className="jp-PublishDialog-field">
+        <span>{trans.__('Sample input (JSON, optional)')}</span>
+        <textarea
+          className="jp-mod-styled jp-PublishDialog-sample"
+          value={model.sampleText}
+          rows={2}
+          spellCheck={false}
+          placeholder={trans.__('Positional arguments as an array, e.g. [[0.5, 0.5]]')}
+          onChange={e => change(() => (model.sampleText = e.target.value))}
+        />
+        {errors.sample && <span className="jp-PublishDialog-error">{errors.sample}</span>}
+      </label>
+    </div>
+  );
+}
+
+/** What the analysis shipped by value or could not see. */
+function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
+  const { local_modules, captured, warnings } = model.analysis;
+  if (!local_modules.length && !captured.length && !warnings.length) {
+    return null;
+  }
+  return (
+    <details className="jp-PublishDialog-notes" open={warnings.length > 0}>
+      <summary>
+        {trans.__('Captured objects, local modules and warnings')}
+        {warnings.length > 0 && ` (${warnings.length})`}
+      </summary>
+      <ul>
+        {captured.map(c => (
+          <li key={`c-${c.path}`}>
+            {trans.__('captures')} <code>{c.name}</code> ({c.type})
+          </li>
+        ))}
+        {local_modules.map(m => (
+          <li key={`m-${m.name}`}>
+            {trans.__('ships local module')} <code>{m.name}</code> {trans.__('by value')}
+          </li>
+        ))}
+        {warnings.map((w, i) => (
+          <li key={`w-${i}`} className="jp-PublishDialog-warning">
+            {w.message} {w.hint}
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}

@@ -1,0 +1,296 @@
+import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Cell, CodeCell } from '@jupyterlab/cells';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { KernelConnection, ConnectionRegistry } from '../kernel/connection';
+import { PublishError } from '../kernel/errors';
+import { IDeployment, IFunctionInfo, IProgress, IPublishParams } from '../protocol';
+import { PublishDialogBody } from './dialog';
+import { showPublishError } from './errors';
+import { PublishFormModel } from './model';
+import { DeploymentResultBody } from './result';
+
+export interface IPublishSettings {
+  defaultTarget: string;
+  /** Seconds the kernel may stay silent during a request. */
+  requestTimeout: number;
+}
+
+export interface IFlowOptions {
+  panel: NotebookPanel;
+  cell: Cell;
+  connections: ConnectionRegistry;
+  trans: TranslationBundle;
+  settings: IPublishSettings;
+  /** Requests in flight, so an interrupt can cancel them. */
+  inFlight: InFlightRequests;
+}
+
+/** Publish requests running now, by kernel, so "interrupt kernel" also cancels them. */
+export class InFlightRequests {
+  add(connection: KernelConnection, requestId: string): void {
+    this._items.set(requestId, connection);
+  }
+  delete(requestId: string): void {
+    this._items.delete(requestId);
+  }
+  cancelForKernel(kernelId: string): void {
+    for (const [id, connection] of this._items) {
+      if (connection.kernel.id === kernelId) {
+        void connection.cancel(id);
+      }
+    }
+  }
+  private _items = new Map<string, KernelConnection>();
+}
+
+const STAGE_LABELS: { [stage: string]: string } = {
+  analysing: 'Analysing',
+  pickling: 'Pickling',
+  bundling: 'Bundling',
+  pushing: 'Pushing',
+  installing: 'Installing',
+  starting: 'Starting',
+  smoke_test: 'Smoke test',
+  done: 'Done'
+};
+
+/** The whole "Publish function" path for the active cell; errors are shown, never thrown. */
+export async function publishFromCell(options: IFlowOptions): Promise<IDeployment | null> {
+  try {
+    return await runFlow(options);
+  } catch (error) {
+    if (!(error instanceof PublishError && error.code === 'cancelled')) {
+      await showPublishError(error, options.trans);
+    }
+    return null;
+  }
+}
+
+async function runFlow(options: IFlowOptions): Promise<IDeployment | null> {
+  const { panel, cell, trans } = options;
+  const kernel = panel.sessionContext.session?.kernel;
+  if (!kernel) {
+    throw new PublishError(
+      'no_kernel',
+      trans.__('This notebook has no running kernel.'),
+      trans.__('Start a Python kernel (Kernel → Change Kernel…), run the cell, then publish.')
+    );
+  }
+  if (cell.model.type !== 'code') {
+    throw new PublishError(
+      'no_function',
+      trans.__('The selected cell is not a code cell.'),
+      trans.__('Select the code cell that defines your function.')
+    );
+  }
+  const connection = options.connections.get(kernel);
+  const timeout = options.settings.requestTimeout * 1000;
+  const fn = await pickFunction(options, connection, timeout);
+  if (!fn) {
+    return null;
+  }
+
+  const analysis = await withWaitNotice(kernel.status, trans, () =>
+    connection.request('analyze', { function: fn.name }, { timeout })
+  );
+  const model = new PublishFormModel(analysis, {
+    functionName: fn.name,
+    notebookPath: panel.context.path,
+    cellId: cell.model.id,
+    defaultTarget: options.settings.defaultTarget
+  });
+  const params = await editPublishParams(model, trans);
+  if (!params) {
+    return null;
+  }
+  const deployment = await publishWithProgress(options, connection, params, timeout);
+  if (deployment) {
+    await showDialog({
+      title: trans.__('Published %1', deployment.name),
+      body: new DeploymentResultBody(deployment, trans),
+      buttons: [Dialog.okButton({ label: trans.__('Close') })]
+    });
+  }
+  return deployment;
+}
+
+/** List the cell's functions, let the user pick one, and make sure the kernel runs its latest code. */
+async function pickFunction(
+  options: IFlowOptions,
+  connection: KernelConnection,
+  timeout: number
+): Promise<IFunctionInfo | null> {
+  const { cell, panel, trans } = options;
+  const list = () =>
+    withWaitNotice(connection.kernel.status, trans, () =>
+      connection.request(
+        'list_functions',
+        { code: cell.model.sharedModel.getSource(), cell_id: cell.model.id },
+        { timeout }
+      )
+    );
+  let { functions } = await list();
+  let chosen = functions[0];
+  if (functions.length > 1) {
+    const picked = await InputDialog.getItem({
+      title: trans.__('Publish which function?'),
+      items: functions.map(f => f.name),
+      current: 0
+    });
+    if (!picked.button.accept || !picked.value) {
+      return null;
+    }
+    chosen = functions.find(f => f.name === picked.value)!;
+  }
+  if (chosen.defined && !chosen.stale) {
+    return chosen;
+  }
+  const answer = await showDialog({
+    title: chosen.defined ? trans.__('The cell changed') : trans.__('The cell has not run'),
+    body: chosen.defined
+      ? trans.__('`%1` was edited after the cell last ran. Run the cell to publish the code you see?', chosen.name)
+      : trans.__('`%1` is not defined in the kernel yet. Run the cell now?', chosen.name),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: trans.__('Run cell') })]
+  });
+  if (!answer.button.accept) {
+    return null;
+  }
+  const reply = await CodeCell.execute(cell as CodeCell, panel.sessionContext);
+  if (!reply || reply.content.status !== 'ok') {
+    throw new PublishError(
+      'not_defined',
+      trans.__('The cell raised an error when it ran.'),
+      trans.__('Fix the error shown under the cell, then publish again.')
+    );
+  }
+  ({ functions } = await list());
+  const fresh = functions.find(f => f.name === chosen.name);
+  if (!fresh?.defined) {
+    throw new PublishError(
+      'not_defined',
+      trans.__('`%1` is still not defined after running the cell.', chosen.name),
+      trans.__('Check that the cell defines it at the top level.')
+    );
+  }
+  return fresh;
+}
+
+/** Show the dialog until the form is valid or the user cancels. */
+async function editPublishParams(
+  model: PublishFormModel,
+  trans: TranslationBundle
+): Promise<IPublishParams | null> {
+  for (;;) {
+    const result = await showDialog({
+      title: trans.__('Publish %1', model.context.functionName),
+      body: new PublishDialogBody(model, trans),
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: trans.__('Publish') })],
+      focusNodeSelector: '.jp-PublishDialog-name'
+    });
+    if (!result.button.accept) {
+      return null;
+    }
+    if (model.isValid) {
+      return model.toParams();
+    }
+  }
+}
+
+async function publishWithProgress(
+  options: IFlowOptions,
+  connection: KernelConnection,
+  params: IPublishParams,
+  timeout: number
+): Promise<IDeployment | null> {
+  const { trans } = options;
+  let requestId: string | null = null;
+  const cancel = () => {
+    if (requestId) {
+      void connection.cancel(requestId);
+    }
+  };
+  const notice = Notification.emit(trans.__('Publishing %1…', params.name), 'in-progress', {
+    autoClose: false,
+    progress: 0,
+    actions: [{ label: trans.__('Cancel'), callback: cancel }]
+  });
+  const onProgress = (p: IProgress) =>
+    Notification.update({
+      id: notice,
+      message: `${trans.__(STAGE_LABELS[p.stage] ?? p.stage)}: ${p.message}`,
+      type: 'in-progress',
+      progress: stageProgress(p),
+      actions: [{ label: trans.__('Cancel'), callback: cancel }]
+    });
+  try {
+    const deployment = await connection.request('publish', params, {
+      timeout: Math.max(timeout, 600_000),
+      onProgress,
+      onSent: id => {
+        requestId = id;
+        options.inFlight.add(connection, id);
+      }
+    });
+    Notification.update({
+      id: notice,
+      message: trans.__('%1 v%2 is live at %3', deployment.name, deployment.version, deployment.url),
+      type: 'success',
+      autoClose: 8000,
+      actions: []
+    });
+    return deployment;
+  } catch (error) {
+    Notification.dismiss(notice);
+    if (error instanceof PublishError && error.code === 'name_taken' && !params.new_version) {
+      const again = await showDialog({
+        title: trans.__('%1 is already published', params.name),
+        body: error.message,
+        buttons: [
+          Dialog.cancelButton(),
+          Dialog.okButton({ label: trans.__('Publish a new version') })
+        ]
+      });
+      return again.button.accept
+        ? publishWithProgress(options, connection, { ...params, new_version: true }, timeout)
+        : null;
+    }
+    if (error instanceof PublishError && error.code === 'cancelled') {
+      Notification.info(trans.__('Publishing %1 was cancelled; nothing changed.', params.name), {
+        autoClose: 5000
+      });
+    }
+    throw error;
+  } finally {
+    if (requestId) {
+      options.inFlight.delete(requestId);
+    }
+  }
+}
+
+/** Overall progress across the stages, for the notification's bar. */
+export function stageProgress(p: IProgress): number {
+  const order = ['analysing', 'pickling', 'bundling', 'pushing', 'installing', 'starting', 'smoke_test', 'done'];
+  const index = Math.max(0, order.indexOf(p.stage));
+  return Math.min(1, (index + Math.max(0, Math.min(1, p.fraction))) / order.length);
+}
+
+/** A request to a busy kernel waits in its queue: say so instead of looking stuck. */
+async function withWaitNotice<T>(
+  status: string,
+  trans: TranslationBundle,
+  run: () => Promise<T>
+): Promise<T> {
+  if (status !== 'busy') {
+    return run();
+  }
+  const id = Notification.emit(trans.__('Waiting for the kernel to finish running…'), 'in-progress', {
+    autoClose: false
+  });
+  try {
+    return await run();
+  } finally {
+    Notification.dismiss(id);
+  }
+}
