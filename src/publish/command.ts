@@ -29,10 +29,18 @@ export function addPublishCommand(
       const language = tracker.currentWidget?.sessionContext.kernelPreference.language;
       return !!kernel && (!language || language.toLowerCase() === 'python');
     },
-    execute: async () => {
+    execute: async args => {
       const panel = tracker.currentWidget;
-      const cell = panel?.content.activeCell;
-      if (!panel || !cell) {
+      if (!panel) {
+        return null;
+      }
+      // From the context menu, publish the cell that was right-clicked, active or not.
+      const clicked = args.fromContextMenu
+        ? app.contextMenuHitTest(node => node.classList.contains('jp-Cell'))
+        : undefined;
+      const cell =
+        panel.content.widgets.find(widget => widget.node === clicked) ?? panel.content.activeCell;
+      if (!cell) {
         return null;
       }
       return publishFromCell({ panel, cell, connections, trans, settings: settings(), inFlight });

@@ -1,0 +1,57 @@
+# Two entry points (see README): `make run` sets everything up and opens JupyterLab on the example
+# notebook; `make test` sets everything up and runs jest, pytest and the Galata UI tests.
+# Every install step lives here or in scripts/, so a fresh machine needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Run tools from the project's environment (jlpm, jupyter) without activating it.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: run test setup build test-js test-py test-ui browser clean
+
+# Jupyter refuses to run as root without being told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+run: setup
+	jupyter lab --ip=127.0.0.1 $(ALLOW_ROOT) examples/kmeans.ipynb
+
+test: setup browser
+	$(MAKE) build
+	$(MAKE) test-js
+	$(MAKE) test-py
+	$(MAKE) test-ui
+
+setup: $(VENV)/.installed
+
+# The editable install builds the labextension (hatch-jupyter-builder runs `jlpm install` and
+# `jlpm build`); `labextension develop` links it into the environment's JupyterLab.
+$(VENV)/.installed: pyproject.toml package.json yarn.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,test]"
+	$(BIN)/jupyter labextension develop --overwrite .
+	touch $@
+
+build: setup
+	jlpm build
+
+browser:
+	bash scripts/install-chromium.sh
+
+ui-tests/node_modules/.installed: ui-tests/package.json ui-tests/yarn.lock
+	cd ui-tests && jlpm install
+	touch $@
+
+test-js: setup
+	jlpm test
+
+test-py: setup
+	$(BIN)/python -m pytest
+
+test-ui: setup ui-tests/node_modules/.installed
+	cd ui-tests && jlpm playwright test
+
+clean:
+	rm -rf $(VENV) node_modules ui-tests/node_modules lib jupyterlab_publish/labextension tsconfig.tsbuildinfo
