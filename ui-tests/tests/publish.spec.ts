@@ -42,6 +42,12 @@ async function completePublishDialog(page: IJupyterLabPageFixture, name: string)
   await dialog.locator('.jp-PublishDialog-name').fill(name);
   await dialog.locator('.jp-PublishDialog-validator').selectOption('validator');
   await dialog.locator('.jp-PublishDialog-sample').fill('[[0.5, 0.5]]');
+  if (process.env.UPDATE_DOCS_SCREENSHOTS) {
+    // The README's picture of the dialog: refreshed on request, never compared.
+    await dialog.locator('.jp-Dialog-content').screenshot({
+      path: path.resolve(__dirname, '..', '..', 'docs', 'publish-dialog.png')
+    });
+  }
   await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
 
   const url = page.locator('.jp-PublishResult-url');

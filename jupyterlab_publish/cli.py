@@ -1,0 +1,190 @@
+"""``jupyter publish``: publish from a notebook without a browser, and manage a function server.
+
+    jupyter publish notebook kmeans.ipynb --function predictor --sample '[[0.5, 0.5]]'
+    jupyter publish serve [--host 127.0.0.1] [--port N] [--state-dir D]
+    jupyter publish list | show NAME [--json] | delete NAME      [--target URL]
+
+``notebook`` runs the notebook in a real kernel (so the function closes over the same objects as
+in JupyterLab) and calls ``jupyterlab_publish.publish`` there, exactly as the button does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import PublishError
+
+# The line the kernel prints with the outcome; everything else the notebook prints is passed on.
+_RESULT_MARK = "__jupyterlab_publish_result__ "
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    try:
+        return options.run(options)
+    except PublishError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jupyter publish", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    nb = commands.add_parser("notebook", help="run a notebook and publish one of its functions")
+    nb.add_argument("notebook", help="path to the .ipynb file")
+    nb.add_argument("--function", required=True, help="name of the function to publish")
+    nb.add_argument("--name", help="endpoint name (default: derived from the function)")
+    nb.add_argument("--validator", help="name of a notebook function that validates inputs")
+    nb.add_argument("--sample", help="sample input as JSON: an array of positional arguments or an object")
+    nb.add_argument("--requirement", action="append", dest="requirements", metavar="NAME[==VERSION]",
+                    help="replace the analysed requirements (repeat for several)")
+    nb.add_argument("--target", help="local (default), dir:/path or http://host:port")
+    nb.add_argument("--new-version", action="store_true", help="publish a new version of an existing endpoint")
+    nb.add_argument("--kernel", default="python3", help="kernel to run the notebook in (default: %(default)s)")
+    nb.add_argument("--timeout", type=int, default=600, help="seconds each cell may run (default: %(default)s)")
+    nb.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    nb.set_defaults(run=_publish_notebook)
+
+    serve = commands.add_parser("serve", help="run the function server in the foreground")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    serve.add_argument("--state-dir", help="where functions, versions and the admin token live")
+    serve.set_defaults(run=_serve)
+
+    for name, help_text, runner in (
+        ("list", "list published functions", _list),
+        ("show", "show one function and its versions", _show),
+        ("delete", "delete a function and all its versions", _delete),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        if name != "list":
+            command.add_argument("name")
+        command.add_argument("--target", help="function server URL (default: the local one)")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(run=runner)
+    return parser
+
+
+def _publish_notebook(options: argparse.Namespace) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    if not os.path.isfile(options.notebook):
+        raise PublishError("bad_request", f"No notebook at {options.notebook}.", "Check the path.")
+    if options.sample is not None:
+        try:
+            json.loads(options.sample)
+        except ValueError as exc:
+            raise PublishError("invalid_sample", f"--sample is not JSON: {exc}", "Example: --sample '[[0.5, 0.5]]'") from None
+    notebook = nbformat.read(options.notebook, as_version=4)
+    workdir = os.path.dirname(os.path.abspath(options.notebook))
+    client = NotebookClient(notebook, timeout=options.timeout, kernel_name=options.kernel, resources={"metadata": {"path": workdir}})
+    with client.setup_kernel():
+        try:
+            for index, cell in enumerate(notebook.cells):
+                client.execute_cell(cell, index)
+        except CellExecutionError as exc:
+            raise PublishError(
+                "not_defined", f"The notebook failed while running: {exc}".splitlines()[0], "Fix the notebook so it runs top to bottom."
+            ) from None
+        cell = nbformat.v4.new_code_cell(_publish_code(options, os.path.abspath(options.notebook)))
+        notebook.cells.append(cell)
+        client.execute_cell(cell, len(notebook.cells) - 1)
+    outcome = _read_outcome(cell)
+    if "error" in outcome:
+        err = outcome["error"]
+        raise PublishError(err["code"], err["message"], err.get("hint", ""))
+    if options.json:
+        print(json.dumps(outcome, indent=2))
+    else:
+        print(f"Published {outcome['name']} v{outcome['version']} at {outcome['url']}")
+        print(outcome["curl"])
+    return 0
+
+
+def _publish_code(options: argparse.Namespace, notebook_path: str) -> str:
+    """The cell run in the notebook's kernel: the same call the Publish button makes."""
+    kwargs: dict[str, Any] = {
+        "name": options.name,
+        "target": options.target,
+        "requirements": options.requirements,
+        "sample": json.loads(options.sample) if options.sample is not None else None,
+        "new_version": options.new_version,
+        "provenance": {"notebook": notebook_path},
+    }
+    return "\n".join(
+        [
+            "import json as _json, jupyterlab_publish as _jp",
+            "from jupyterlab_publish.errors import PublishError as _PublishError",
+            f"_kwargs = _json.loads({json.dumps(json.dumps(kwargs))})",
+            f"_validator = {options.validator or None}",
+            "try:",
+            f"    _d = _jp.publish({options.function}, validator=_validator, **_kwargs)",
+            "    _out = dict(_d.to_dict(), curl=_d.curl(None if _kwargs['sample'] is None else _json.dumps(_kwargs['sample'])))",
+            "except _PublishError as _e:",
+            "    _out = {'error': _e.to_dict()}",
+            "except NameError as _e:",
+            "    _out = {'error': {'code': 'not_defined', 'message': str(_e), 'hint': 'Check the --function and --validator names.'}}",
+            f"print({_RESULT_MARK!r} + _json.dumps(_out))",
+        ]
+    )
+
+
+def _read_outcome(cell: Any) -> dict[str, Any]:
+    for output in cell.get("outputs", []):
+        for line in output.get("text", "").splitlines():
+            if line.startswith(_RESULT_MARK):
+                return json.loads(line[len(_RESULT_MARK):])
+    raise PublishError("internal", "The kernel did not report the publish outcome.", "Run the notebook in JupyterLab to see what happens.")
+
+
+def _serve(options: argparse.Namespace) -> int:
+    from .functions import serve
+
+    return serve(options.host, options.port, options.state_dir)
+
+
+def _server(options: argparse.Namespace):
+    from .targets import get_target
+
+    target = get_target(options.target)
+    if hasattr(target, "client"):  # the local target: talk to its (started) server
+        return target.client()
+    if not hasattr(target, "list_functions"):
+        raise PublishError("unknown_target", f"{options.target} is not a function server.", "Pass --target http://host:port.")
+    return target
+
+
+def _list(options: argparse.Namespace) -> int:
+    functions = _server(options).list_functions()
+    if options.json:
+        print(json.dumps(functions, indent=2))
+    elif not functions:
+        print("No functions published yet.")
+    for fn in [] if options.json else functions:
+        print(f"{fn['name']}\tv{fn.get('live_version')}\t{fn.get('url')}")
+    return 0
+
+
+def _show(options: argparse.Namespace) -> int:
+    info = _server(options).get_function(options.name)
+    print(json.dumps(info, indent=2) if options.json else "\n".join(f"{k}: {v}" for k, v in info.items() if k != "versions"))
+    return 0
+
+
+def _delete(options: argparse.Namespace) -> int:
+    _server(options).delete_function(options.name)
+    print(f"Deleted {options.name}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
