@@ -1,0 +1,151 @@
+"""The server's record of functions and their versions, in sqlite.
+
+Invariants the schema enforces: at most one live version per function (a partial unique index),
+and a version's status is one of staging / live / retired / failed. Switching the live version is
+one transaction, so a crash leaves either the old or the new version live, never neither.
+
+All calls come from the server's event-loop thread; each is a few small statements.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sqlite3
+from pathlib import Path
+from typing import Callable, Optional
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS functions (
+    name    TEXT PRIMARY KEY,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('staging', 'live', 'retired', 'failed')),
+    created    TEXT NOT NULL,
+    bundle_dir TEXT NOT NULL,
+    manifest   TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_live_version ON versions (name) WHERE status = 'live';
+"""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(row: sqlite3.Row) -> dict:
+    return {
+        "name": row["name"],
+        "version": row["version"],
+        "status": row["status"],
+        "created": row["created"],
+        "bundle_dir": row["bundle_dir"],
+        "manifest": json.loads(row["manifest"]),
+    }
+
+
+class Store:
+    def __init__(self, path: Path):
+        # isolation_level=None: we issue BEGIN ourselves, so transactions are exactly what we say.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def function_exists(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM functions WHERE name = ?", (name,)).fetchone() is not None
+
+    def live_version(self, name: str) -> Optional[dict]:
+        row = self._db.execute("SELECT * FROM versions WHERE name = ? AND status = 'live'", (name,)).fetchone()
+        return _version(row) if row else None
+
+    def live_versions(self) -> list:
+        rows = self._db.execute("SELECT * FROM versions WHERE status = 'live' ORDER BY name").fetchall()
+        return [_version(row) for row in rows]
+
+    def versions(self, name: str) -> list:
+        rows = self._db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version", (name,)).fetchall()
+        return [_version(row) for row in rows]
+
+    def functions(self) -> list:
+        rows = self._db.execute("SELECT name, created FROM functions ORDER BY name").fetchall()
+        return [dict(row) for row in rows]
+
+    def staging_versions(self) -> list:
+        rows = self._db.execute("SELECT * FROM versions WHERE status = 'staging'").fetchall()
+        return [_version(row) for row in rows]
+
+    def known_bundle_dirs(self) -> set:
+        return {row[0] for row in self._db.execute("SELECT bundle_dir FROM versions")}
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def add_staging(self, name: str, bundle_dir_of: Callable[[int], Path]) -> int:
+        """Claim the next version number for ``name`` with a 'staging' row; return it.
+
+        ``bundle_dir_of(version)`` names the directory, which depends on the number claimed.
+        """
+        with self._transaction():
+            (latest,) = self._db.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()
+            version = (latest or 0) + 1
+            self._db.execute(
+                "INSERT INTO versions (name, version, status, created, bundle_dir, manifest)"
+                " VALUES (?, ?, 'staging', ?, ?, '{}')",
+                (name, version, _now(), str(bundle_dir_of(version))),
+            )
+        return version
+
+    def set_manifest(self, name: str, version: int, manifest: dict) -> None:
+        self._db.execute(
+            "UPDATE versions SET manifest = ? WHERE name = ? AND version = ?", (json.dumps(manifest), name, version)
+        )
+
+    def remove_version(self, name: str, version: int) -> None:
+        self._db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (name, version))
+
+    def promote(self, name: str, version: int) -> Optional[int]:
+        """Make a staging version live and retire the old one, atomically; return the old number."""
+        with self._transaction():
+            old = self._db.execute(
+                "SELECT version FROM versions WHERE name = ? AND status = 'live'", (name,)
+            ).fetchone()
+            self._db.execute("UPDATE versions SET status = 'retired' WHERE name = ? AND status = 'live'", (name,))
+            changed = self._db.execute(
+                "UPDATE versions SET status = 'live' WHERE name = ? AND version = ? AND status = 'staging'",
+                (name, version),
+            ).rowcount
+            if changed != 1:
+                raise RuntimeError(f"{name} v{version} is not staging; cannot make it live")
+            self._db.execute("INSERT OR IGNORE INTO functions (name, created) VALUES (?, ?)", (name, _now()))
+        return old[0] if old else None
+
+    def delete_function(self, name: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM versions WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the body raises."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self):
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

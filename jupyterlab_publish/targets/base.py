@@ -1,0 +1,97 @@
+"""The one small interface every deploy target implements, and what a push returns.
+
+Targets run in the user's kernel, so this module (like the whole package) uses only the standard
+library; a target that needs a heavy client should import it lazily inside ``push``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import re
+import shlex
+from typing import Any, Callable, Optional
+
+from ..errors import PublishError
+
+# Endpoint names become URL path segments and directory names on targets, so they are kept to a
+# safe, lowercase, DNS-label-like shape. The function server enforces the same pattern.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a valid endpoint name, else raise ``invalid_name``."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise PublishError(
+            "invalid_name",
+            f"{name!r} is not a valid endpoint name",
+            "use 1-63 characters: a lowercase letter first, then lowercase letters, digits or '-'",
+        )
+    return name
+
+# progress(stage, fraction, message). Stages the UI knows: "pushing", "installing", "starting",
+# "smoke_test". ``fraction`` is the progress of the whole push, from 0.0 to 1.0.
+Progress = Callable[[str, float, str], None]
+
+
+def _no_progress(stage: str, fraction: float, message: str) -> None:
+    """Used when the caller passes no progress callback, so targets can always call it."""
+
+
+def progress_or_noop(progress: Optional[Progress]) -> Progress:
+    return progress if progress is not None else _no_progress
+
+
+@dataclasses.dataclass
+class Deployment:
+    """Where a published version lives. ``key`` is the bearer key callers need, if any."""
+
+    name: str
+    version: int
+    url: str
+    target: str
+    key: Optional[str] = None
+    bundle_path: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def curl(self, sample_json: Optional[str] = None) -> str:
+        """A command a user can paste into a shell to call the deployed function."""
+        body = sample_json if sample_json is not None else "[]"
+        parts = [
+            "curl -X POST",
+            shlex.quote(self.url),
+            "-H 'Content-Type: application/json'",
+            "-d " + shlex.quote(body),
+        ]
+        if self.key:
+            parts.append("-H " + shlex.quote(f"Authorization: Bearer {self.key}"))
+        return " ".join(parts)
+
+
+class Target(abc.ABC):
+    """A place a bundle can be pushed to. Found by ``kind`` through the registry."""
+
+    kind: str = ""
+    # Shown in the UI's target picker next to an example of the spec the user types.
+    label: str = ""
+    spec_example: str = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "Target":
+        """Build the target from the string the user typed (``local``, ``dir:/x``, a URL)."""
+
+    @abc.abstractmethod
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
+        """Deploy ``bundle``; on failure raise ``PublishError`` and leave the previous version.
+
+        ``new_version=False`` asks the target to refuse a name that is already published
+        (``name_taken``), so a user does not replace someone's endpoint by accident; ``True`` makes
+        the bundle the next version of that endpoint.
+        """
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """``{"kind", "label", "spec"}`` of this configured target, for the UI."""

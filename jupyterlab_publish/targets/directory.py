@@ -1,0 +1,104 @@
+"""A target that writes bundles to a directory tree, for handing them to other systems.
+
+Layout: ``<root>/<name>/v<N>/`` holds one complete, verified bundle. Nothing is served.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import PublishError
+from .base import Deployment, Progress, Target, check_name, progress_or_noop
+
+_VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+# A concurrent writer may take the version number we computed; retry a few times with the next.
+_MAX_ATTEMPTS = 20
+
+
+def _existing_versions(function_dir: Path) -> list:
+    if not function_dir.is_dir():
+        return []
+    return [int(m.group(1)) for m in map(_VERSION_DIR.match, os.listdir(function_dir)) if m]
+
+
+class DirectoryTarget(Target):
+    kind = "dir"
+    label = "Directory (write bundles, serve nothing)"
+    spec_example = "dir:/path/to/bundles"
+
+    def __init__(self, root):
+        self.root = Path(root).expanduser()
+
+    @classmethod
+    def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "DirectoryTarget":
+        _, _, path = spec.partition(":")
+        if not path.strip():
+            raise PublishError(
+                "unknown_target",
+                f"the directory target {spec!r} names no directory",
+                "write it as dir:/some/path",
+            )
+        return cls(path.strip())
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "label": f"Directory {self.root}", "spec": f"dir:{self.root}"}
+
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
+        # ``new_version`` is accepted for the common interface but changes nothing: a directory
+        # keeps every version side by side and serves none, so no endpoint can be replaced.
+        from ..bundle import read_bundle  # the bundle package pulls in cloudpickle; load on use
+
+        report = progress_or_noop(progress)
+        name = check_name(bundle.manifest.get("name"))
+        function_dir = self.root / name
+        try:
+            function_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublishError(
+                "target_error", f"cannot create {function_dir}: {exc}", "check the path and its permissions"
+            ) from exc
+
+        report("pushing", 0.1, f"copying the bundle to {function_dir}")
+        # Copy into a hidden sibling first so a reader never sees a half-written version, then
+        # verify the copy (every file's sha256) before making it visible with one rename.
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=function_dir))
+        try:
+            copied = staging / "bundle"
+            shutil.copytree(Path(bundle.path), copied)
+            read_bundle(copied)
+            report("pushing", 0.8, "bundle copied and verified")
+            version = self._publish_version(function_dir, copied)
+        except OSError as exc:
+            raise PublishError(
+                "target_error", f"cannot write the bundle to {function_dir}: {exc}", "check free space and permissions"
+            ) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+        final = function_dir / f"v{version}"
+        report("pushing", 1.0, f"wrote version {version} to {final}")
+        return Deployment(
+            name=name, version=version, url=final.resolve().as_uri(), target=self.kind, bundle_path=str(final)
+        )
+
+    @staticmethod
+    def _publish_version(function_dir: Path, copied: Path) -> int:
+        """Rename ``copied`` to the next free ``v<N>``; rename refuses an existing directory."""
+        for _ in range(_MAX_ATTEMPTS):
+            version = max(_existing_versions(function_dir), default=0) + 1
+            try:
+                os.rename(copied, function_dir / f"v{version}")
+                return version
+            except OSError:
+                if not (function_dir / f"v{version}").exists():
+                    raise
+        raise PublishError(
+            "target_error",
+            f"could not claim a version number in {function_dir}: other writers kept taking it",
+            "try again",
+        )

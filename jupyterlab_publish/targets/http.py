@@ -1,0 +1,221 @@
+"""A target that uploads bundles to a function server's admin API, using only urllib.
+
+The server (``jupyterlab_publish.functions``) does the staging, the smoke test and the switch; this
+client packs, uploads, and turns the server's answers into ``PublishError``s the UI can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Optional
+
+from ..errors import ERROR_CODES, PublishError
+from .base import Deployment, Progress, Target, check_name, progress_or_noop
+
+TOKEN_ENV = "JUPYTERLAB_PUBLISH_TOKEN"
+# Generous: the server starts a worker and runs the smoke test before it answers, and later
+# versions will install packages there too.
+DEFAULT_PUSH_TIMEOUT = 600.0
+DEFAULT_TIMEOUT = 30.0
+_UPLOAD_CHUNK = 256 * 1024
+
+
+class _ProgressReader:
+    """File wrapper that reports how much of the upload http.client has read so far."""
+
+    def __init__(self, fileobj, size: int, report: Progress, start: float, end: float, on_done=None):
+        self._file = fileobj
+        self._on_done = on_done
+        self._size = max(size, 1)
+        self._sent = 0
+        self._reported = -1.0
+        self._report = report
+        self._start, self._end = start, end
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._file.read(_UPLOAD_CHUNK if n is None or n < 0 else min(n, _UPLOAD_CHUNK))
+        if chunk:
+            self._sent += len(chunk)
+            done = self._sent / self._size
+            # http.client reads 8 KiB at a time; report every 5% so a big model does not flood
+            # the comm with thousands of progress events.
+            if done - self._reported < 0.05 and self._sent < self._size:
+                return chunk
+            self._reported = done
+            self._report(
+                "pushing",
+                self._start + (self._end - self._start) * done,
+                f"uploaded {self._sent // 1024} of {self._size // 1024} KiB",
+            )
+        if self._sent >= self._size and self._on_done is not None:
+            on_done, self._on_done = self._on_done, None
+            on_done()
+        return chunk
+
+
+def _error_body(exc: urllib.error.HTTPError) -> dict:
+    try:
+        body = json.loads(exc.read().decode("utf-8", "replace") or "{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class FunctionServerTarget(Target):
+    kind = "http"
+    label = "Function server (URL)"
+    spec_example = "https://functions.example.org"
+
+    def __init__(self, url: str, token: Optional[str] = None, *, timeout: float = DEFAULT_PUSH_TIMEOUT):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise PublishError("unknown_target", f"{url!r} is not an http(s) URL", "write it as http://host:port")
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV)
+        self.timeout = timeout
+
+    @classmethod
+    def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "FunctionServerTarget":
+        return cls(spec, token)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "label": f"Function server {self.url}", "spec": self.url}
+
+    # -- admin API -------------------------------------------------------------------------------
+
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
+        from ..bundle import pack_bundle  # pulls in cloudpickle; load on use
+
+        report = progress_or_noop(progress)
+        name = check_name(bundle.manifest.get("name"))
+        if not new_version:
+            # Ask first: the server refuses a taken name before reading the upload, and a large
+            # upload cut short that way would look like a network failure.
+            self._refuse_taken_name(name)
+        report("pushing", 0.0, "packing the bundle")
+        with tempfile.TemporaryFile(suffix=".tar.gz") as archive:
+            pack_bundle(bundle, archive)
+            size = archive.tell()
+            archive.seek(0)
+            query = urllib.parse.urlencode({"new_version": "true" if new_version else "false"})
+            # The server answers only once the new version is live (or rejected), so what follows
+            # the upload is reported as one stage.
+            uploaded = lambda: report(  # noqa: E731
+                "starting", 0.5, "uploaded; the server is starting the new version and running its smoke test"
+            )
+            request = urllib.request.Request(
+                f"{self.url}/api/functions/{name}/versions?{query}",
+                data=_ProgressReader(archive, size, report, 0.05, 0.5, on_done=uploaded),
+                method="POST",
+                headers={"Content-Type": "application/gzip", "Content-Length": str(size)},
+            )
+            report("pushing", 0.05, f"uploading {size // 1024} KiB to {self.url}")
+            answer = self._send(request, self.timeout)
+        if answer.get("smoke_test") == "passed":
+            report("smoke_test", 0.95, "smoke test passed")
+        report("smoke_test", 1.0, f"version {answer['version']} is live at {answer['url']}")
+        return Deployment(
+            name=answer["name"],
+            version=int(answer["version"]),
+            url=answer["url"],
+            target=self.kind,
+            key=answer.get("key"),
+            bundle_path=answer.get("bundle_dir"),
+        )
+
+    def _refuse_taken_name(self, name: str) -> None:
+        try:
+            existing = self.get_function(name)
+        except PublishError as exc:
+            if exc.details.get("status") == 404:
+                return
+            raise
+        raise PublishError(
+            "name_taken",
+            f"a function named {name} exists already (live version {existing.get('live_version')})",
+            "publish a new version (new_version=True) or choose another name",
+            {"name": name},
+        )
+
+    def list_functions(self) -> list:
+        return self._send(urllib.request.Request(f"{self.url}/api/functions"), DEFAULT_TIMEOUT)["functions"]
+
+    def get_function(self, name: str) -> dict:
+        return self._send(urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}"), DEFAULT_TIMEOUT)
+
+    def delete_function(self, name: str) -> dict:
+        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}", method="DELETE")
+        return self._send(request, DEFAULT_TIMEOUT)
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _send(self, request: urllib.request.Request, timeout: float) -> dict:
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Accept", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read().decode("utf-8") or "{}")
+        except urllib.error.HTTPError as exc:
+            raise self._map_http_error(exc) from exc
+        except urllib.error.URLError as exc:
+            raise self._unreachable(exc.reason) from exc
+        except (ConnectionError, socket.timeout, TimeoutError) as exc:
+            raise self._unreachable(exc) from exc
+        except ValueError as exc:  # not JSON: something else answers at that URL
+            raise PublishError(
+                "target_error",
+                f"{self.url} answered with something that is not a function server's JSON",
+                "check the target URL",
+            ) from exc
+
+    def _unreachable(self, reason: object) -> PublishError:
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return PublishError(
+                "target_unreachable",
+                f"the function server at {self.url} did not answer in time",
+                "check that it is running and not overloaded, then try again",
+            )
+        return PublishError(
+            "target_unreachable",
+            f"cannot reach the function server at {self.url}: {reason}",
+            "check the URL and that the server is running (start one with `jupyter publish serve`)",
+        )
+
+    def _map_http_error(self, exc: urllib.error.HTTPError) -> PublishError:
+        body = _error_body(exc)
+        message = body.get("message") or f"the function server answered HTTP {exc.code}"
+        if exc.code == 401:
+            return PublishError(
+                "target_error",
+                f"the function server at {self.url} refused the admin token ({message})",
+                f"set {TOKEN_ENV} to the server's admin token (it is in the server's state directory, "
+                "file 'token'), or pass token=...",
+            )
+        if exc.code == 409:
+            return PublishError(
+                "name_taken",
+                message,
+                "publish a new version (new_version=True) or choose another name",
+                {"name": body.get("name")},
+            )
+        if exc.code == 422 and body.get("error") == "smoke_test_failed":
+            log = body.get("log") or ""
+            text = f"{message}\n--- worker log (last lines) ---\n{log}" if log else message
+            return PublishError(
+                "smoke_test_failed",
+                text,
+                body.get("hint") or "fix the function or the sample input and publish again; "
+                "the previous version is still serving",
+                {"log": log},
+            )
+        code = body.get("error")
+        if code not in ERROR_CODES or code in ("internal",):
+            code = "target_error"
+        return PublishError(code, message, body.get("hint", ""), {"status": exc.code})
