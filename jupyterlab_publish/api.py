@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import PublishError
+from .names import check_endpoint_name
 
 ProgressCallback = Callable[[str, float, str], None]
 
-# Endpoint names become URL path segments and directory names on every target.
-ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 # `name` or `name==version`; other specifiers cannot be pinned exactly, so they are refused.
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
 
@@ -35,18 +34,10 @@ def default_endpoint_name(fn: Callable[..., Any]) -> str:
     return name[:63]
 
 
-def validate_endpoint_name(name: str) -> str:
-    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
-        raise PublishError(
-            "invalid_name",
-            f"{name!r} is not a valid endpoint name.",
-            "Use 1–63 lowercase letters, digits and dashes, starting with a letter (e.g. 'predict-price').",
-        )
-    return name
-
-
 def normalize_requirements(requirements: Iterable[Any]) -> list[dict[str, str]]:
     """Accept ``"numpy"``, ``"numpy==2.1.0"`` or ``{"name", "version"[, "why"]}`` entries."""
+    from .frontier import canonicalize_name
+
     out: dict[str, dict[str, str]] = {}
     for entry in requirements:
         if isinstance(entry, dict):
@@ -63,7 +54,7 @@ def normalize_requirements(requirements: Iterable[Any]) -> list[dict[str, str]]:
                 "Write a distribution name, optionally with an exact version: 'scikit-learn==1.5.2'.",
             )
         name, version = match.group(1), match.group(2) or ""
-        out[re.sub(r"[-_.]+", "-", name).lower()] = {"name": name, "version": version, "why": why}
+        out[canonicalize_name(name)] = {"name": name, "version": version, "why": why}
     return list(out.values())
 
 
@@ -93,7 +84,7 @@ def publish(
     _check_callable(fn, "fn")
     if validator is not None:
         _check_callable(validator, "validator")
-    name = validate_endpoint_name(name if name is not None else default_endpoint_name(fn))
+    name = check_endpoint_name(name if name is not None else default_endpoint_name(fn))
     report_progress = _progress_reporter(progress, cancel)
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
 

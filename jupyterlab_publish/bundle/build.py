@@ -10,13 +10,13 @@ import datetime
 import inspect
 import json
 import platform
-import re
 import sys
 from pathlib import Path
 
 import cloudpickle
 
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.names import check_endpoint_name
 from jupyterlab_publish.runtime import service
 
 from .atomic import atomic_directory, write_file
@@ -36,11 +36,6 @@ from .provenance import build_provenance
 from .requirements import plan_requirements, render_requirements_txt
 from .sample import normalise_sample, run_sample
 
-# Endpoint names end up in URLs, directory names and process titles: keep them plain. The same
-# rule as the targets and the function server (a DNS label), so a bundle is never built for a name
-# every target would refuse.
-ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-
 
 def build_bundle(
     fn,
@@ -59,7 +54,7 @@ def build_bundle(
     module names whose code travels inside the pickle; ``sample`` (a JSON array or object) is run in
     this process and its answer recorded; ``provenance`` supplies ``notebook`` and ``cell_id``.
     """
-    _check_name(name)
+    check_endpoint_name(name)
     _check_callable(fn, "the function")
     if validator is not None:
         _check_callable(validator, "the validator")
@@ -122,15 +117,6 @@ def _describe(fn) -> dict:
         "signature": service.describe_signature(fn),
         "doc": inspect.getdoc(fn) or "",
     }
-
-
-def _check_name(name) -> None:
-    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
-        raise PublishError(
-            "invalid_name",
-            f"{name!r} is not a valid endpoint name",
-            "Use 1 to 63 lowercase letters, digits or '-', starting with a letter (e.g. 'predict-price').",
-        )
 
 
 def _check_callable(obj, role: str) -> None:

@@ -8,26 +8,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import re
 import shlex
 from typing import Any, Callable, Optional
 
-from ..errors import PublishError
 
-# Endpoint names become URL path segments and directory names on targets, so they are kept to a
-# safe, lowercase, DNS-label-like shape. The function server enforces the same pattern.
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-
-
-def check_name(name: object) -> str:
-    """Return ``name`` if it is a valid endpoint name, else raise ``invalid_name``."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise PublishError(
-            "invalid_name",
-            f"{name!r} is not a valid endpoint name",
-            "use 1-63 characters: a lowercase letter first, then lowercase letters, digits or '-'",
-        )
-    return name
+from ..names import ENDPOINT_NAME as NAME_PATTERN  # noqa: F401 (re-exported for the server)
+from ..names import check_endpoint_name as check_name  # noqa: F401
 
 # progress(stage, fraction, message). Stages the UI knows: "pushing", "installing", "starting",
 # "smoke_test". ``fraction`` is the progress of the whole push, from 0.0 to 1.0.
