@@ -45,6 +45,7 @@ async function completePublishDialog(page: IJupyterLabPageFixture, name: string)
   if (process.env.UPDATE_DOCS_SCREENSHOTS) {
     // The README's picture of the dialog: refreshed on request, never compared.
     await page.setViewportSize({ width: 1280, height: 1000 });
+    await dialog.locator('.jp-Dialog-body').evaluate(body => body.scrollTo(0, 0));
     await dialog.locator('.jp-Dialog-content').screenshot({
       path: path.resolve(__dirname, '..', '..', 'docs', 'publish-dialog.png')
     });
@@ -96,4 +97,35 @@ test('a cell without a function says so', async ({ page, tmpPath }) => {
   const error = page.locator('.jp-PublishError[data-code="no_function"]');
   await expect(error).toContainText('defines no function');
   await page.locator('.jp-Dialog-button.jp-mod-accept').click();
+});
+
+test('a cell that has not run is run on request, then published', async ({ page, tmpPath }) => {
+  await page.contents.uploadFile(
+    path.resolve(__dirname, '..', '..', 'examples', NOTEBOOK),
+    `${tmpPath}/${NOTEBOOK}`
+  );
+  await page.notebook.openByPath(`${tmpPath}/${NOTEBOOK}`);
+  await page.notebook.activate(NOTEBOOK);
+  await page.notebook.runCell(1); // trains the model; the function cell stays unrun
+  await page.notebook.selectCells(FUNCTION_CELL);
+  await page.keyboard.press('Control+Alt+P'); // the shortcut, from command mode
+
+  const picker = page.locator('.jp-Dialog').filter({ hasText: 'Publish which function?' });
+  await picker.locator('select').selectOption('predictor');
+  await picker.locator('.jp-Dialog-button.jp-mod-accept').click();
+  const offer = page.locator('.jp-Dialog').filter({ hasText: 'not defined in the kernel yet' });
+  await expect(offer).toBeVisible();
+  await offer.locator('.jp-Dialog-button.jp-mod-accept').click();
+
+  const dialog = page.locator('.jp-Dialog').filter({ has: page.locator('.jp-PublishDialog') });
+  await expect(dialog).toBeVisible({ timeout: 60_000 });
+  await dialog.locator('.jp-PublishDialog-name').fill('predictor-after-run');
+  await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+  const url = (await page.locator('.jp-PublishResult-url').textContent({ timeout: 180_000 }))!.trim();
+  const answer = await page.request.post(url, {
+    headers: { 'Content-Type': 'application/json' },
+    data: JSON.stringify({ x: [0.5, 0.5] })
+  });
+  expect(answer.status()).toBe(200);
+  expect(typeof (await answer.json())).toBe('number');
 });
