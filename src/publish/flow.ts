@@ -5,7 +5,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { KernelConnection, ConnectionRegistry } from '../kernel/connection';
 import { PublishError } from '../kernel/errors';
-import { IDeployment, IFunctionInfo, IProgress, IPublishParams } from '../protocol';
+import { IDeployment, IFunctionInfo, IProgress, IPublishParams, STAGES } from '../protocol';
 import { PublishDialogBody } from './dialog';
 import { showPublishError } from './errors';
 import { PublishFormModel } from './model';
@@ -271,9 +271,8 @@ async function publishWithProgress(
 
 /** Overall progress across the stages, for the notification's bar. */
 export function stageProgress(p: IProgress): number {
-  const order = ['analysing', 'pickling', 'bundling', 'pushing', 'installing', 'starting', 'smoke_test', 'done'];
-  const index = Math.max(0, order.indexOf(p.stage));
-  return Math.min(1, (index + Math.max(0, Math.min(1, p.fraction))) / order.length);
+  const index = Math.max(0, STAGES.indexOf(p.stage));
+  return Math.min(1, (index + Math.max(0, Math.min(1, p.fraction))) / STAGES.length);
 }
 
 /** A request to a busy kernel waits in its queue: say so instead of looking stuck. */

@@ -10,10 +10,6 @@ export interface IRequirementRow extends IRequirement {
   added: boolean;
 }
 
-export interface IPublishFormValue {
-  params: IPublishParams;
-}
-
 /** PEP 503 normalisation, so `Scikit_Learn` and `scikit-learn` are one row. */
 export function canonicalName(name: string): string {
   return name.replace(/[-_.]+/g, '-').toLowerCase();
