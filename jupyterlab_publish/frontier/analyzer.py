@@ -5,6 +5,11 @@ annotations, ``__dict__``) and library code by reference (module + qualname). So
 functions and classes are walked through their bytecode, library definitions contribute their
 module, modules contribute themselves, and any other captured value is walked as an object graph.
 Walks are queued shortest-path first so each requirement's first explanation is a short one.
+
+Along the way the walk notes what the pickle cannot carry (``unpicklable``), which names are called
+and which strings appear (for plugin-engine hints, ``engines``), and which submodules are reached
+by attribute only (for the bundle to import before unpickling); at the end the requirements are
+locked with their installed dependencies (``lock``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,22 @@ import sys
 import types
 from typing import Callable, Iterable
 
+from . import unpicklable
 from .bytecode import CallUse, CodeScan, ImportUse, NameUse, scan_code
+from .engines import suggest_engines
+from .lock import LockRoot, lock_closure
 from .modules import DISTRIBUTION, LOCAL, UNRESOLVED, classify, deepest_submodule, is_stdlib_name
-from .objects import DEFAULT_MAX_OBJECTS, describe, is_scalar, walk_object_graph
-from .report import FrontierReport, FunctionInfo, ReportBuilder, join_chain
+from .objects import DEFAULT_MAX_OBJECTS, describe, found_by_qualname, is_scalar, walk_object_graph
+from .report import (
+    CHAIN_SEPARATOR,
+    FrontierReport,
+    FrontierWarning,
+    FunctionInfo,
+    Hint,
+    ReportBuilder,
+    join_chain,
+    object_path,
+)
 
 _NOTEBOOK_MODULES = frozenset({"__main__", "__mp_main__"})
 # Class namespace entries that every class has and that hold nothing to require.
@@ -53,23 +70,6 @@ def _names_module(step: str, module_name: str) -> bool:
     )
 
 
-def _found_by_qualname(value) -> bool:
-    """cloudpickle pickles a definition by reference only if its module gives it back by qualname."""
-    module = sys.modules.get(getattr(value, "__module__", None) or "")
-    qualname = getattr(value, "__qualname__", "")
-    if module is None or not qualname:
-        return False
-    target = module
-    for part in qualname.split("."):
-        if part == "<locals>":
-            return False
-        try:
-            target = getattr(target, part)
-        except Exception:
-            return False
-    return target is value
-
-
 def pickled_by_value(value) -> bool:
     """True for functions and classes cloudpickle will serialise with their code."""
     module_name = getattr(value, "__module__", None)
@@ -77,7 +77,7 @@ def pickled_by_value(value) -> bool:
         return True
     if is_stdlib_name(module_name):
         return False
-    return classify(module_name).kind == LOCAL or not _found_by_qualname(value)
+    return classify(module_name).kind == LOCAL or not found_by_qualname(value)
 
 
 def _builtins_of(fn: types.FunctionType) -> dict:
@@ -143,6 +143,10 @@ class _Analysis:
         self._seen_objects: set[int] = set()
         self._keep: list = []  # holds visited objects so their ids stay unique during the walk
         self._captured: set[int] = set()
+        # names called or read as attributes, and string constants, with the first chain to each:
+        # what plugin-engine hints are matched against
+        self.called: dict[str, tuple[str, ...]] = {}
+        self.strings: dict[str, tuple[str, ...]] = {}
 
     # --- the queue of definitions to walk -------------------------------------------------
     def enqueue(self, walker: Callable, value: object, steps: tuple[str, ...], **options) -> None:
@@ -200,9 +204,11 @@ class _Analysis:
             self.reach_module(module_name, steps)
 
     def _walk_object(self, value: object, steps: tuple[str, ...]) -> None:
-        walk = walk_object_graph(value, seen=self._seen_objects, keep=self._keep)
+        walk = walk_object_graph(value, seen=self._seen_objects, keep=self._keep, check=_check_pickle)
         for found in walk.found:
             self.visit(found.value, steps + found.steps)
+        for obj, inner, verdict in walk.problems:
+            self._report_unpicklable(obj, steps + inner, verdict)
         if walk.truncated:
             self.report.warn(
                 "capture_truncated",
@@ -210,6 +216,11 @@ class _Analysis:
                 "were inspected for the packages they need.",
                 _PREFLIGHT_HINT,
             )
+
+    def _report_unpicklable(self, obj: object, steps: tuple[str, ...], verdict: unpicklable.Unpicklable) -> None:
+        path = object_path(steps, _type_name(obj))
+        record = self.report.error if verdict.severity == unpicklable.ERROR else self.report.warn
+        record(verdict.code, f"{path} is {verdict.what}: {verdict.consequence}.", verdict.hint, path)
 
     def visit_binding(self, name: str, value: object, steps: tuple[str, ...], *, attr_uses=None, kind="", capture=False):
         """A named value: a global, closure cell or default the code refers to.
@@ -220,18 +231,26 @@ class _Analysis:
             step = label if name == value.__name__ else f"{label} ({value.__name__})"
             for attrs in sorted(attr_uses or {()}):
                 target = deepest_submodule(value.__name__, attrs)
-                self.reach_module(target, steps + (step,), walk_local=True)
+                self._reach_submodule(value.__name__, target, steps + (step,))
             return
+        if type(value) is str and "://" in value:
+            self.strings.setdefault(value, steps + (label,))
         is_code = isinstance(value, (types.FunctionType, type)) and pickled_by_value(value)
         if capture and not is_code and id(value) not in self._captured:
             self._captured.add(id(value))
             self._keep.append(value)
-            self.report.capture(name, _type_name(value), steps + (label,))
+            self.report.capture(name, _type_name(value), steps + (label,), value)
         named_itself = isinstance(value, (types.FunctionType, type)) and value.__name__ == name and not kind
         step = label if named_itself else f"{label} ({describe(value)})"
         self.visit(value, steps + (step,), user_code=capture)
 
     # --- modules -------------------------------------------------------------------------
+    def _reach_submodule(self, root: str, target: str, steps: tuple[str, ...]) -> None:
+        """A module reached from ``root`` by attributes; a submodule of a distribution is preloaded."""
+        self.reach_module(target, steps, walk_local=True)
+        if target != root and classify(target).kind == DISTRIBUTION:
+            self.report.preload(target)
+
     def reach_module(self, module_name: str, steps: tuple[str, ...], *, walk_local: bool = False) -> None:
         """A module the pickle or the code needs. ``walk_local``: the module object itself is
         carried (or imported), so a local module's whole namespace matters, not just one def."""
@@ -243,6 +262,16 @@ class _Analysis:
             steps = steps + (module_name,)
         if origin.kind == DISTRIBUTION:
             self.report.require(origin.match, module_name, steps)
+            if origin.match.editable:
+                match = origin.match
+                self.report.warn(
+                    "editable_install",
+                    f"{match.name} {match.version} is an editable install from {match.location}: the target "
+                    f"installs {match.name}=={match.version} from its package index, which may not have "
+                    "that version, or may have other code than your working copy.",
+                    "Publish the package to an index the target can reach, or remove the requirement and "
+                    "make its modules local to the notebook so they travel inside the pickle.",
+                )
             if origin.match.others:
                 self.report.warn(
                     "ambiguous_distribution",
@@ -298,8 +327,13 @@ class _Analysis:
         for use in scan.names:
             if use.scope == "module":
                 self._visit_imported_attributes(use, fn.__globals__, steps)
+            self.called.setdefault(use.name.rpartition(".")[2], steps)
         for call in scan.calls:
             self._check_call(call, fn, steps)
+        for attribute in scan.attributes:
+            self.called.setdefault(attribute, steps)
+        for text in scan.strings:
+            self.strings.setdefault(text, steps)
 
     def _visit_globals(self, fn: types.FunctionType, scan: CodeScan, steps: tuple[str, ...], user_code: bool) -> None:
         namespace, builtin_names = fn.__globals__, _builtins_of(fn)
@@ -340,7 +374,23 @@ class _Analysis:
             return
         target = deepest_submodule(absolute, use.attrs)
         if target != absolute:
-            self.reach_module(target, steps + (f"import {use.name}",), walk_local=True)
+            self._reach_submodule(absolute, target, steps + (f"import {use.name}",))
+
+    # --- what the code loads without importing it ---------------------------------------------
+    def suggest_hints(self) -> list[Hint]:
+        required = self.report.required_keys
+        hints: dict[str, Hint] = {}
+        for found in suggest_engines(self.called, self.strings, required, _installed):
+            origin = classify(found.module)
+            if origin.kind != DISTRIBUTION or origin.match.key in required or origin.match.key in hints:
+                continue
+            chain = self.called.get(found.trigger) or self._string_chain(found.trigger)
+            reason = f"{join_chain(chain)} → {found.reason}" if chain else found.reason
+            hints[origin.match.key] = Hint(origin.match.name, origin.match.version, reason, found.module)
+        return [hints[key] for key in sorted(hints)]
+
+    def _string_chain(self, trigger: str) -> tuple[str, ...]:
+        return next((steps for text, steps in self.strings.items() if text.lower().startswith(trigger)), ())
 
     def _check_call(self, call: CallUse, fn: types.FunctionType, steps: tuple[str, ...]) -> None:
         callee = _live_callee(call.callee, fn)
@@ -420,8 +470,19 @@ def _root_label(value) -> str:
     return getattr(value, "__name__", None) or describe(value)
 
 
-def analyze_function(fn, *, also: Iterable = ()) -> FrontierReport:
-    """What publishing ``fn`` (and the callables in ``also``, pickled with it) requires, and why."""
+def _check_pickle(value) -> unpicklable.Unpicklable | None:
+    return unpicklable.check(value, pickled_by_value)
+
+
+def _installed(module_name: str) -> bool:
+    return classify(module_name).kind == DISTRIBUTION
+
+
+def analyze_function(fn, *, also: Iterable = (), lock: bool = True) -> FrontierReport:
+    """What publishing ``fn`` (and the callables in ``also``, pickled with it) requires, and why.
+
+    ``lock``: also pin the transitive closure of the requirements (from installed metadata).
+    """
     analysis = _Analysis()
     for root in (fn, *also):
         target = root.__func__ if isinstance(root, types.MethodType) else root
@@ -429,4 +490,23 @@ def analyze_function(fn, *, also: Iterable = ()) -> FrontierReport:
         if isinstance(root, types.MethodType):
             analysis.visit(root.__self__, (_root_label(root), f"__self__ ({describe(root.__self__)})"))
     analysis.drain()
-    return analysis.report.build(_function_info(fn))
+    report = analysis.report.build(_function_info(fn))
+    report.hints = analysis.suggest_hints()
+    if lock:
+        _add_lock(report)
+    return report
+
+
+def _add_lock(report: FrontierReport) -> None:
+    # A requirement is declared by the function (or validator) its explanation starts from.
+    closure = lock_closure(LockRoot(r.name, r.why.split(CHAIN_SEPARATOR)[0]) for r in report.requirements)
+    report.lock = closure.entries
+    for gone in closure.missing:
+        report.warnings.append(
+            FrontierWarning(
+                "lock_incomplete",
+                f"{gone.name} (required by {', '.join(gone.required_by)}) is not installed here, so the "
+                "lock cannot pin it.",
+                f"Install it in the kernel's environment (pip install {gone.name}) and analyse again.",
+            )
+        )

@@ -34,6 +34,9 @@ _IMPORT_SHUFFLES = frozenset({"SWAP", "POP_TOP", "ROT_TWO", "COPY"})
 # Instructions that may sit between a literal first argument and the call without changing it.
 _ARGUMENT_LOADS = frozenset({"PUSH_NULL", "KW_NAMES", "PRECALL"})
 
+# Longer string constants are prose or data, not the paths and URLs engine hints look for.
+_MAX_STRING = 500
+
 # Callees whose argument decides what gets imported or run; the analyzer checks the live value.
 DYNAMIC_CALLEES = frozenset({"eval", "exec", "__import__", "import_module"})
 
@@ -82,6 +85,10 @@ class CodeScan:
     # local name -> dotted module path bound to it by an import statement in this code
     bindings: dict[str, str] = field(default_factory=dict)
     calls: list[CallUse] = field(default_factory=list)
+    # every attribute name read, whatever it was read from (``df.to_parquet``): plugin-engine hints
+    attributes: set[str] = field(default_factory=set)
+    # string constants (paths, URLs, engine names): plugin-engine hints
+    strings: set[str] = field(default_factory=set)
 
     @property
     def global_names(self) -> set[str]:
@@ -93,6 +100,8 @@ class CodeScan:
         self.name_stores |= other.name_stores
         self.imports.extend(i for i in other.imports if i not in self.imports)
         self.calls.extend(c for c in other.calls if c not in self.calls)
+        self.attributes |= other.attributes
+        self.strings |= other.strings
 
 
 def _is_const_load(opname: str) -> bool:
@@ -211,12 +220,15 @@ def scan_instructions(instructions: Iterable) -> CodeScan:
             chain = [loaded[0], loaded[1], []]
         elif ins.opname in _ATTR_LOADS and chain is not None:
             chain[2].append(ins.argval)
+            scan.attributes.add(ins.argval)
         else:
             close_chain(i)
             if ins.opname in _GLOBAL_WRITES:
                 scan.global_writes.add(ins.argval)
             elif ins.opname == "STORE_NAME":
                 scan.name_stores.add(ins.argval)
+            elif ins.opname in _ATTR_LOADS:
+                scan.attributes.add(ins.argval)
             elif ins.opname == "IMPORT_NAME":
                 i = _read_import(stream, i, scan)
                 continue
@@ -247,6 +259,8 @@ def scan_code(code: types.CodeType, inherited: dict[str, str] | None = None) -> 
         name_stores=set(own.name_stores),
         imports=list(own.imports),
         bindings=bindings,
+        attributes=set(own.attributes),
+        strings={c for c in code.co_consts if type(c) is str and len(c) <= _MAX_STRING},
     )
     for use in own.names:
         bound = _bind(use, bindings)

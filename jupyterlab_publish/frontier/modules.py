@@ -6,6 +6,7 @@ asks the import system where the top-level package would be found.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from .distributions import (
     DistributionMatch,
     get_index,
     match_directory,
+    match_editable,
     match_file,
     match_top_level,
 )
@@ -92,6 +94,8 @@ def _classify_uncached(module_name: str) -> ModuleOrigin:
     file, dirs = located
     path = file or (sorted(dirs)[0] if dirs else None)
     match = _match_locations(file, dirs)
+    if match is None and path:
+        match = match_editable(module_name, path)
     if match is None and path and not in_site_packages(path):
         if _is_stdlib_file(path):
             return ModuleOrigin(module_name, STDLIB, path)
@@ -128,11 +132,51 @@ def find_distribution(module_name: str) -> tuple[str, str | None] | None:
 
 
 def deepest_submodule(module_name: str, attrs: tuple[str, ...]) -> str:
-    """Follow ``attrs`` from a module while each step is a real, imported submodule."""
+    """Follow ``attrs`` from a module while each step names a submodule, importing nothing.
+
+    An imported module answers from its namespace (``vars``, never ``getattr``, which would make a
+    lazily loading package import the submodule); a name it does not hold may still be a submodule
+    on disk (``import scipy`` then ``scipy.stats.norm``), which the import system's finders can
+    locate without running it. cloudpickle re-imports on load only the submodules that are in
+    ``sys.modules`` when it pickles, so the analyzer asks the bundle to import these itself.
+    """
     name = module_name
+    locations = None  # search path of ``name`` when it is found on disk but not imported
     for attr in attrs:
         candidate = f"{name}.{attr}"
-        if candidate not in sys.modules:
+        module = sys.modules.get(name)
+        if candidate in sys.modules:
+            name, locations = candidate, None
+            continue
+        if module is not None and attr in vars(module):
+            break  # an attribute (function, class, constant), not a submodule
+        if module is None and locations is None:
             break
-        name = candidate
+        found = _find_submodule(candidate, locations)
+        if found is None:
+            break
+        name, locations = candidate, found
     return name
+
+
+_NOT_A_PACKAGE: list[str] = []  # search locations of a plain module: it has no submodules
+
+
+def _find_submodule(name: str, locations) -> list[str] | None:
+    """Search locations of submodule ``name`` (empty for a plain module), or None if there is none.
+
+    The parent is either imported (then ``find_spec`` reads its ``__path__``) or was itself found
+    here (then ``locations`` is its search path). Answers are kept with the distribution index.
+    """
+    cache = get_index().cache
+    key = ("submodule", name)
+    if key not in cache:
+        try:
+            if locations is None:
+                spec = importlib.util.find_spec(name)
+            else:
+                spec = importlib.machinery.PathFinder.find_spec(name, locations) if locations else None
+        except Exception:  # a broken finder must not break analysis
+            spec = None
+        cache[key] = None if spec is None else list(spec.submodule_search_locations or _NOT_A_PACKAGE)
+    return cache[key]

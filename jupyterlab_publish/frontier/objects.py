@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import collections
 import functools
+import sys
 import types
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 # Exact types only: a numpy.float64 is a float subclass and does need numpy to unpickle.
 SCALAR_TYPES = frozenset(
@@ -46,8 +47,27 @@ class Found:
 @dataclass
 class GraphWalk:
     found: list[Found] = field(default_factory=list)
+    # (object, steps, verdict) for objects ``check`` objected to
+    problems: list[tuple[object, tuple[str, ...], object]] = field(default_factory=list)
     truncated: bool = False
     visited: int = 0
+
+
+def found_by_qualname(value) -> bool:
+    """Whether ``value``'s module gives it back by qualname: then pickle can store it by reference."""
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    qualname = getattr(value, "__qualname__", "")
+    if module is None or not isinstance(qualname, str) or not qualname:
+        return False
+    target = module
+    for part in qualname.split("."):
+        if part == "<locals>":
+            return False
+        try:
+            target = getattr(target, part)
+        except Exception:
+            return False
+    return target is value
 
 
 def is_scalar(value: object) -> bool:
@@ -151,10 +171,13 @@ def walk_object_graph(
     keep: list,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_objects: int = DEFAULT_MAX_OBJECTS,
+    check: Callable[[object], object] | None = None,
 ) -> GraphWalk:
     """Breadth-first walk from ``root``; ``seen`` (ids) is shared across one analysis.
 
-    ``keep`` holds every visited object so ids cannot be reused while the analysis runs.
+    ``keep`` holds every visited object so ids cannot be reused while the analysis runs. ``check``
+    returns a verdict (with a ``descend`` attribute) for objects that cannot be pickled, or None;
+    what such an object holds is not walked unless the verdict says to.
     """
     walk = GraphWalk()
     types_found: set[int] = set()
@@ -173,6 +196,11 @@ def walk_object_graph(
         if id(type(obj)) not in types_found:
             types_found.add(id(type(obj)))
             walk.found.append(Found(type(obj), steps))
+        verdict = check(obj) if check is not None else None
+        if verdict is not None:
+            walk.problems.append((obj, steps, verdict))
+            if not getattr(verdict, "descend", False):
+                continue
         if depth >= max_depth:
             continue
         for label, child in children(obj):

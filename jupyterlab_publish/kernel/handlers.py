@@ -26,7 +26,10 @@ def list_functions(params: dict[str, Any], namespace: dict[str, Any]) -> dict[st
 def analyze(params: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
     fn = resolve_function(params["function"], namespace)
     validator = _optional_function(params.get("validator"), namespace)
-    report = api.analyze(fn, validator=validator).to_dict()
+    # Size thresholds: optional parameters (bytes or "100MB"), else the environment's, else defaults.
+    report = api.analyze(
+        fn, validator=validator, size_warning=params.get("size_warning"), size_limit=params.get("size_limit")
+    ).to_dict()
     report["suggested_name"] = api.default_endpoint_name(fn)
     report["validators"] = _validator_candidates(namespace, exclude=fn)
     return report
@@ -51,6 +54,8 @@ def publish(
         provenance={"notebook": params.get("notebook_path"), "cell_id": params.get("cell_id")},
         progress=progress,
         cancel=cancel,
+        preflight=params.get("preflight") is not False,  # absent (older front ends): check
+        public=params.get("public") is True,
     )
     out = deployment.to_dict()
     out["curl"] = deployment.curl(json.dumps(params["sample"]) if params.get("sample") is not None else None)

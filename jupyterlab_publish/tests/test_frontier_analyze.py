@@ -183,9 +183,10 @@ def test_captured_kmeans_needs_scikit_learn_and_numpy_only(kmodel):
     assert sk.why == f"predictor → kmodel (KMeans) → sklearn.cluster._kmeans → scikit-learn {sk.version}"
     assert sk.modules == ["sklearn.cluster._kmeans"]
     assert "kmodel (KMeans) → .cluster_centers_ (ndarray) → numpy" in " ".join(requirement(report, "numpy").chains)
-    assert [c.__dict__ for c in report.captured] == [
-        {"name": "kmodel", "type": "sklearn.cluster._kmeans.KMeans", "path": "predictor → kmodel"}
+    assert [(c.name, c.type, c.path) for c in report.captured] == [
+        ("kmodel", "sklearn.cluster._kmeans.KMeans", "predictor → kmodel")
     ]
+    assert report.capture_values == [kmodel]
 
 
 def test_closure_cells_capturing_a_module_and_a_model(kmodel):
@@ -500,5 +501,10 @@ def test_report_to_dict_is_plain_json(kmodel):
         "signature": "(x, k=3)",
         "doc": "Assign x to a cluster.",
     }
-    assert set(data) == {"function", "requirements", "local_modules", "captured", "warnings"}
-    assert set(data["requirements"][0]) == {"name", "version", "why", "chains", "modules"}
+    assert set(data) == {
+        "function", "requirements", "local_modules", "captured", "warnings", "errors", "hints", "lock",
+        "preload_modules",
+    }
+    assert set(data["requirements"][0]) == {"name", "version", "why", "chains", "modules", "editable"}
+    assert set(data["captured"][0]) == {"name", "type", "path", "size", "size_status"}
+    assert {entry["name"] for entry in data["lock"]} >= {"numpy", "scikit-learn", "scipy"}

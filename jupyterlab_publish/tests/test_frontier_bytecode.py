@@ -273,3 +273,30 @@ def test_real_instructions_match_the_recorded_shape():
     scan = scan_instructions(dis.get_instructions(fn))
     assert scan.bindings == {"d": "a.b.c", "z": "x.y.z"}
     assert scan.imports == [ImportUse("a.b.c", 0, ()), ImportUse("x.y", 0, ("z",))]
+
+
+def test_attribute_names_on_any_receiver_and_string_constants_are_collected():
+    # 3.13: `pd.read_csv(src).to_parquet("out.parquet", engine="fastparquet")` - the method is read
+    # off a call result, so it belongs to no name chain, but engine hints still need to see it
+    scan = scan_instructions(
+        [
+            ins("LOAD_GLOBAL", "pd"),
+            ins("LOAD_ATTR", "read_csv"),
+            ins("LOAD_FAST", "src"),
+            ins("CALL", 1),
+            ins("LOAD_ATTR", "to_parquet"),
+            ins("LOAD_CONST", "out.parquet"),
+            ins("LOAD_CONST", "fastparquet"),
+            ins("LOAD_CONST", ("engine",)),
+            ins("CALL_KW", 2),
+            ins("RETURN_VALUE"),
+        ]
+    )
+    assert scan.attributes == {"read_csv", "to_parquet"}
+    assert NameUse("global", "pd", ("read_csv",)) in scan.names
+    fn = compiled_function(
+        "def f(src):\n    return [pd.read_csv(s).to_parquet('out.parquet', engine='fastparquet') for s in src]\n"
+    )
+    scanned = scan_code(fn.__code__)
+    assert {"read_csv", "to_parquet"} <= scanned.attributes
+    assert {"out.parquet", "fastparquet"} <= scanned.strings

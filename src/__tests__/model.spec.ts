@@ -1,5 +1,6 @@
-import { IAnalysis } from '../protocol';
-import { canonicalName, PublishFormModel } from '../publish/model';
+import { checkReply, IAnalysis } from '../protocol';
+import { canonicalName, captureSize, formatBytes, PublishFormModel } from '../publish/model';
+import { loadProtocolFixtures } from './fixtures';
 
 function analysis(): IAnalysis {
   return {
@@ -47,9 +48,12 @@ describe('PublishFormModel', () => {
       sample: [[0.5, 0.5]],
       new_version: false,
       notebook_path: 'kmeans.ipynb',
-      cell_id: 'cell-1'
+      cell_id: 'cell-1',
+      public: false
     });
     expect(m.toParams(true).new_version).toBe(true);
+    m.isPublic = true;
+    expect(m.toParams().public).toBe(true);
   });
 
   it.each(['Predictor', '1abc', 'has space', 'under_score', '', 'a'.repeat(64)])(
@@ -103,5 +107,70 @@ describe('PublishFormModel', () => {
     expect(m.toParams().sample).toEqual({ x: [0.5, 0.5] });
     m.sampleText = '  ';
     expect(m.toParams().sample).toBeNull();
+  });
+});
+
+describe('the analysis beyond requirements', () => {
+  /** The analyze result shared with pytest (which checks the kernel sends exactly these fields). */
+  function fixtureModel(): PublishFormModel {
+    const reply = loadProtocolFixtures().replies.valid.find((m: any) => m.id === 'r2');
+    const checked = checkReply(reply);
+    return new PublishFormModel((checked as any).result as IAnalysis, {
+      functionName: 'predictor',
+      notebookPath: null,
+      cellId: null,
+      defaultTarget: 'local'
+    });
+  }
+
+  it('offers hints and adds one only when accepted, pinned, with its reason', () => {
+    const m = fixtureModel();
+    expect(m.requirements.map(r => r.name)).toEqual(['pandas', 'mytools']);
+    expect(m.pendingHints.map(h => h.distribution)).toEqual(['pyarrow']);
+    m.acceptHint(m.pendingHints[0]);
+    expect(m.pendingHints).toEqual([]);
+    expect(m.requirements.find(r => r.name === 'pyarrow')).toMatchObject({
+      version: '21.0.0',
+      why: expect.stringContaining('read_parquet()'),
+      added: true
+    });
+    expect(m.toParams().requirements).toContainEqual({ name: 'pyarrow', version: '21.0.0' });
+    m.removeRequirement('pyarrow');
+    expect(m.pendingHints.map(h => h.distribution)).toEqual(['pyarrow']);
+  });
+
+  it('does not offer a hint for a distribution the user already added', () => {
+    const m = fixtureModel();
+    m.addRequirement('PyArrow==20.0.0');
+    expect(m.pendingHints).toEqual([]);
+    m.acceptHint(m.analysis.hints![0]);
+    expect(m.requirements.filter(r => canonicalName(r.name) === 'pyarrow')).toHaveLength(1);
+  });
+
+  it('keeps editable requirements, errors and the lock from the kernel', () => {
+    const m = fixtureModel();
+    expect(m.requirements.find(r => r.name === 'mytools')!.editable).toBe(true);
+    expect(m.analysis.errors![0].path).toBe("predictor → helpers['db'] (sqlite3.Connection)");
+    expect(m.analysis.lock!.map(e => e.name)).toContain('numpy');
+  });
+
+  it('describes capture sizes for every status', () => {
+    const [helpers, table] = fixtureModel().analysis.captured;
+    expect(captureSize(helpers)).toBe('does not pickle');
+    expect(captureSize(table)).toBe('152.0 MB');
+    const base = { name: 'm', type: 'T', path: 'f → m' };
+    expect(captureSize({ ...base, size: 2_100_000_000, size_status: 'over_limit' })).toBe(
+      '> 2.1 GB (over the size limit)'
+    );
+    expect(captureSize({ ...base, size: null, size_status: 'timed_out' })).toBe('size not measured (time limit)');
+    expect(captureSize({ ...base, size: 5000, size_status: 'timed_out' })).toBe('≥ 5.0 kB (sizing stopped)');
+    expect(captureSize(base)).toBe('');
+    expect(formatBytes(999)).toBe('999 B');
+  });
+
+  it('works with an analysis from an older kernel that lacks the new fields', () => {
+    const m = model();
+    expect(m.pendingHints).toEqual([]);
+    expect(captureSize(m.analysis.captured[0])).toBe('');
   });
 });

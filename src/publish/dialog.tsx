@@ -3,7 +3,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { IPublishParams } from '../protocol';
-import { PublishFormModel } from './model';
+import { captureSize, PublishFormModel } from './model';
 
 /** The body of the Publish dialog: renders the model and edits it in place. */
 export class PublishDialogBody
@@ -83,7 +83,18 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           <tbody>
             {model.requirements.map(req => (
               <tr key={req.name} className="jp-PublishDialog-requirement" data-name={req.name}>
-                <td className="jp-PublishDialog-reqName">{req.name}</td>
+                <td className="jp-PublishDialog-reqName">
+                  {req.name}
+                  {req.editable && (
+                    <span
+                      className="jp-PublishDialog-editable"
+                      title={trans.__('Installed in editable mode: the target may not find this version')}
+                    >
+                      {' '}
+                      {trans.__('(editable)')}
+                    </span>
+                  )}
+                </td>
                 <td>
                   <input
                     className="jp-mod-styled jp-PublishDialog-version"
@@ -131,8 +142,10 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           </button>
         </div>
         {addError && <span className="jp-PublishDialog-error">{addError}</span>}
+        <Hints model={model} trans={trans} onChange={onChange} />
       </fieldset>
 
+      <Problems model={model} trans={trans} />
       <Notes model={model} trans={trans} />
 
       <label className="jp-PublishDialog-field">
@@ -174,6 +187,65 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
         />
         {errors.sample && <span className="jp-PublishDialog-error">{errors.sample}</span>}
       </label>
+
+      <label className="jp-PublishDialog-check">
+        <input
+          type="checkbox"
+          className="jp-PublishDialog-public"
+          checked={model.isPublic}
+          onChange={e => change(() => (model.isPublic = e.target.checked))}
+        />
+        <span>
+          {trans.__('Public: anyone who can reach the target may call it without a key')}
+        </span>
+      </label>
+    </div>
+  );
+}
+
+/** Plugin engines the code loads without importing them: offered, added only on request. */
+function Hints({ model, trans, onChange }: IFormProps): JSX.Element | null {
+  const hints = model.pendingHints;
+  if (!hints.length) {
+    return null;
+  }
+  return (
+    <ul className="jp-PublishDialog-hints">
+      {hints.map(hint => (
+        <li key={hint.distribution} className="jp-PublishDialog-hint" data-name={hint.distribution}>
+          {trans.__('Suggested:')} <code>{hint.distribution}</code> {hint.version ?? ''}{' '}
+          <span className="jp-PublishDialog-why">{hint.reason}</span>{' '}
+          <button
+            className="jp-Button jp-mod-styled jp-mod-reject jp-PublishDialog-acceptHint"
+            onClick={() => {
+              model.acceptHint(hint);
+              onChange();
+            }}
+          >
+            {trans.__('Add')}
+          </button>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** What will fail once published: shown before the user clicks Publish. */
+function Problems({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
+  const errors = model.analysis.errors ?? [];
+  if (!errors.length) {
+    return null;
+  }
+  return (
+    <div className="jp-PublishDialog-problems" role="alert">
+      <strong>{trans.__('These captured values will not work once published:')}</strong>
+      <ul>
+        {errors.map((e, i) => (
+          <li key={`e-${i}`} className="jp-PublishDialog-error">
+            {e.message} {e.hint}
+          </li>
+        ))}
+      </ul>
     </div>
   );
 }
@@ -181,7 +253,8 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
 /** What the analysis shipped by value or could not see. */
 function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
   const { local_modules, captured, warnings } = model.analysis;
-  if (!local_modules.length && !captured.length && !warnings.length) {
+  const lock = model.analysis.lock ?? [];
+  if (!local_modules.length && !captured.length && !warnings.length && !lock.length) {
     return null;
   }
   return (
@@ -194,6 +267,7 @@ function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBu
         {captured.map(c => (
           <li key={`c-${c.path}`}>
             {trans.__('captures')} <code>{c.name}</code> ({c.type})
+            {captureSize(c) && <span className="jp-PublishDialog-size"> — {captureSize(c)}</span>}
           </li>
         ))}
         {local_modules.map(m => (
@@ -206,6 +280,14 @@ function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBu
             {w.message} {w.hint}
           </li>
         ))}
+        {lock.length > 0 && (
+          <li
+            className="jp-PublishDialog-lock"
+            title={lock.map(e => `${e.name}==${e.version} (${e.required_by.join(', ')})`).join('\n')}
+          >
+            {trans.__('locks %1 distributions (the requirements and their dependencies)', lock.length)}
+          </li>
+        )}
       </ul>
     </details>
   );

@@ -1,4 +1,4 @@
-import { IAnalysis, IPublishParams, IRequirement } from '../protocol';
+import { IAnalysis, ICapture, IHint, IPublishParams, IRequirement } from '../protocol';
 
 /** Endpoint names become URL segments and directory names on every target (same rule as the kernel). */
 export const ENDPOINT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -13,6 +13,37 @@ export interface IRequirementRow extends IRequirement {
 /** PEP 503 normalisation, so `Scikit_Learn` and `scikit-learn` are one row. */
 export function canonicalName(name: string): string {
   return name.replace(/[-_.]+/g, '-').toLowerCase();
+}
+
+/** Decimal units, as the kernel's size thresholds are written (100MB, 2GB). */
+export function formatBytes(size: number): string {
+  for (const [unit, factor] of [
+    ['GB', 1e9],
+    ['MB', 1e6],
+    ['kB', 1e3]
+  ] as const) {
+    if (size >= factor) {
+      return `${(size / factor).toFixed(1)} ${unit}`;
+    }
+  }
+  return `${size} B`;
+}
+
+/** What to show next to a captured value for its pickled size; empty when it was not measured. */
+export function captureSize(capture: ICapture): string {
+  const size = capture.size ?? null;
+  switch (capture.size_status) {
+    case 'measured':
+      return size === null ? '' : formatBytes(size);
+    case 'over_limit':
+      return `> ${formatBytes(size ?? 0)} (over the size limit)`;
+    case 'timed_out':
+      return size ? `≥ ${formatBytes(size)} (sizing stopped)` : 'size not measured (time limit)';
+    case 'failed':
+      return 'does not pickle';
+    default:
+      return '';
+  }
 }
 
 /**
@@ -38,6 +69,8 @@ export class PublishFormModel {
   target: string;
   validator: string | null = null;
   sampleText = '';
+  /** Callable without the function's key (function-server targets; others ignore it). */
+  isPublic = false;
   requirements: IRequirementRow[];
 
   /** Add `name` or `name==version`; returns an error message, or null when added. */
@@ -54,6 +87,25 @@ export class PublishFormModel {
     }
     this.requirements.push({ name, version, why: 'added by you', added: true });
     return null;
+  }
+
+  /** The analysis' plugin-engine hints whose distribution is not a requirement (yet). */
+  get pendingHints(): IHint[] {
+    const listed = new Set(this.requirements.map(r => canonicalName(r.name)));
+    return (this.analysis.hints ?? []).filter(h => !listed.has(canonicalName(h.distribution)));
+  }
+
+  /** Add a hinted distribution, pinned to its installed version, with the hint's reason as why. */
+  acceptHint(hint: IHint): void {
+    if (this.requirements.some(r => canonicalName(r.name) === canonicalName(hint.distribution))) {
+      return;
+    }
+    this.requirements.push({
+      name: hint.distribution,
+      version: hint.version ?? '',
+      why: hint.reason,
+      added: true
+    });
   }
 
   removeRequirement(name: string): void {
@@ -100,7 +152,8 @@ export class PublishFormModel {
       sample: this._parseSample().value,
       new_version: newVersion,
       notebook_path: this.context.notebookPath,
-      cell_id: this.context.cellId
+      cell_id: this.context.cellId,
+      public: this.isPublic
     };
   }
 
