@@ -29,6 +29,8 @@ ERROR_CODES = frozenset(
         "unknown_target",  # no target plugin for the given spec
         "cancelled",  # the user cancelled the request
         "busy",  # another publish is running for this kernel
+        "missing_requirement",  # pre-flight: a module comes from an installed distribution not declared
+        "preflight_failed",  # pre-flight: the bundle fails or answers differently in a clean environment
         "internal",  # a bug: the message says what happened
     }
 )

@@ -6,7 +6,7 @@
 
 export const COMM_TARGET = 'jupyterlab_publish';
 /** Bump on any incompatible change; a kernel with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const METHODS = ['list_functions', 'analyze', 'publish', 'cancel'] as const;
 export type Method = (typeof METHODS)[number];
@@ -15,6 +15,7 @@ export const STAGES = [
   'analysing',
   'pickling',
   'bundling',
+  'preflight',
   'pushing',
   'installing',
   'starting',
@@ -44,7 +45,9 @@ export const KERNEL_ERROR_CODES = [
   'unknown_target',
   'cancelled',
   'busy',
-  'internal'
+  'internal',
+  'missing_requirement',
+  'preflight_failed'
 ] as const;
 export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];
 
@@ -84,6 +87,41 @@ export interface IRequirement {
   why: string;
   chains?: string[];
   modules?: string[];
+  /** Installed with `pip install -e`: the pinned version may not exist on the target's index. */
+  editable?: boolean;
+}
+
+/** A warning or an error of the analysis; `path` leads to the captured object concerned. */
+export interface IAnalysisProblem {
+  code: string;
+  message: string;
+  hint: string;
+  path?: string;
+}
+
+export interface ICapture {
+  name: string;
+  type: string;
+  path: string;
+  /** Bytes cloudpickle writes for it (a lower bound unless `size_status` is "measured"). */
+  size?: number | null;
+  /** "" (not measured), "measured", "over_limit", "timed_out" or "failed". */
+  size_status?: string;
+}
+
+/** A plugin engine the code loads without importing it, offered to the user (not added). */
+export interface IHint {
+  distribution: string;
+  version: string | null;
+  reason: string;
+  module: string;
+}
+
+/** One pinned distribution of the transitive closure of the requirements. */
+export interface ILockEntry {
+  name: string;
+  version: string;
+  required_by: string[];
 }
 
 export interface IAnalysis {
@@ -96,8 +134,13 @@ export interface IAnalysis {
   };
   requirements: IRequirement[];
   local_modules: { name: string; path: string; why: string }[];
-  captured: { name: string; type: string; path: string }[];
-  warnings: { code: string; message: string; hint: string }[];
+  captured: ICapture[];
+  warnings: IAnalysisProblem[];
+  /** What will fail once published (unpicklable captures, a capture over the size limit). */
+  errors?: IAnalysisProblem[];
+  hints?: IHint[];
+  lock?: ILockEntry[];
+  preload_modules?: string[];
   suggested_name: string;
   validators: string[];
 }
@@ -112,6 +155,19 @@ export interface IPublishParams {
   new_version: boolean;
   notebook_path: string | null;
   cell_id: string | null;
+  /** Run the pre-flight check before pushing (the kernel's default: true). */
+  preflight?: boolean;
+  /** Publish without a key (the kernel's default: false). */
+  public?: boolean;
+}
+
+/** `details` of a `missing_requirement` error: the installed distribution to add. */
+export interface IMissingRequirement {
+  module: string;
+  distribution: string;
+  version: string;
+  /** The declared requirements with this one added, as `name==version` lines. */
+  requirements?: string[];
 }
 
 export interface IDeployment {
@@ -131,7 +187,13 @@ export interface IMethods {
     result: { functions: IFunctionInfo[] };
   };
   analyze: {
-    params: { function: string; validator?: string | null };
+    params: {
+      function: string;
+      validator?: string | null;
+      /** Size thresholds in bytes or with a unit ("100MB"); the kernel's settings otherwise. */
+      size_warning?: number | string | null;
+      size_limit?: number | string | null;
+    };
     result: IAnalysis;
   };
   publish: { params: IPublishParams; result: IDeployment };

@@ -15,13 +15,14 @@ from ..errors import ERROR_CODES, PublishError
 
 COMM_TARGET = "jupyterlab_publish"
 # Bump on any incompatible change; the front end refuses a kernel with another major version.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 METHODS = ("list_functions", "analyze", "publish", "cancel")
 STAGES = (
     "analysing",
     "pickling",
     "bundling",
+    "preflight",
     "pushing",
     "installing",
     "starting",

@@ -4,11 +4,16 @@ import * as React from 'react';
 
 import { PublishError } from '../kernel/errors';
 
-/** Show an error with what happened and what to do next; unknown errors are shown as bugs. */
+/**
+ * Show an error with what happened and what to do next; unknown errors are shown as bugs.
+ * With `action` (a button label, e.g. "Add pandas==3.1.1 and publish again") the dialog offers it
+ * beside Cancel; the result says whether the user chose it.
+ */
 export async function showPublishError(
   error: unknown,
-  trans: TranslationBundle
-): Promise<void> {
+  trans: TranslationBundle,
+  action?: string
+): Promise<boolean> {
   const err =
     error instanceof PublishError
       ? error
@@ -18,7 +23,7 @@ export async function showPublishError(
           trans.__('This is a bug in jupyterlab-publish; please report it.')
         );
   const log = typeof err.details?.log === 'string' ? (err.details.log as string) : '';
-  await showDialog({
+  const result = await showDialog({
     title: trans.__('Could not publish'),
     body: (
       <div className="jp-PublishError" data-code={err.code}>
@@ -27,6 +32,9 @@ export async function showPublishError(
         {log && <pre className="jp-PublishError-log">{log}</pre>}
       </div>
     ),
-    buttons: [Dialog.okButton({ label: trans.__('OK') })]
+    buttons: action
+      ? [Dialog.cancelButton(), Dialog.okButton({ label: action })]
+      : [Dialog.okButton({ label: trans.__('OK') })]
   });
+  return Boolean(action) && result.button.accept;
 }

@@ -9,6 +9,7 @@ import { IDeployment, IFunctionInfo, IProgress, IPublishParams, STAGES } from '.
 import { PublishDialogBody } from './dialog';
 import { showPublishError } from './errors';
 import { PublishFormModel } from './model';
+import { preflightRetry } from './preflight';
 import { DeploymentResultBody } from './result';
 
 export interface IPublishSettings {
@@ -49,6 +50,7 @@ const STAGE_LABELS: { [stage: string]: string } = {
   analysing: 'Analysing',
   pickling: 'Pickling',
   bundling: 'Bundling',
+  preflight: 'Pre-flight check',
   pushing: 'Pushing',
   installing: 'Installing',
   starting: 'Starting',
@@ -254,6 +256,13 @@ async function publishWithProgress(
       });
       return again.button.accept
         ? publishWithProgress(options, connection, { ...params, new_version: true }, timeout)
+        : null;
+    }
+    // The pre-flight check failed before anything was pushed: offer the fix it found, then retry.
+    const retry = preflightRetry(error, params, trans);
+    if (retry) {
+      return (await showPublishError(error, trans, retry.label))
+        ? publishWithProgress(options, connection, retry.params, timeout)
         : null;
     }
     if (error instanceof PublishError && error.code === 'cancelled') {

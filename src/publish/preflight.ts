@@ -1,0 +1,76 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { PublishError } from '../kernel/errors';
+import { IMissingRequirement, IPublishParams } from '../protocol';
+import { canonicalName } from './model';
+
+/** A second attempt the error dialog can offer after the kernel's pre-flight check failed. */
+export interface IRetry {
+  /** The dialog button, e.g. "Add pandas==3.1.1 and publish again". */
+  label: string;
+  params: IPublishParams;
+}
+
+/** The installed distribution a `missing_requirement` error asks to add, or null. */
+export function missingRequirement(error: unknown): IMissingRequirement | null {
+  if (!(error instanceof PublishError) || error.code !== 'missing_requirement') {
+    return null;
+  }
+  const details = error.details as Partial<IMissingRequirement>;
+  if (typeof details.distribution !== 'string' || !details.distribution) {
+    return null;
+  }
+  return {
+    module: String(details.module ?? ''),
+    distribution: details.distribution,
+    version: typeof details.version === 'string' ? details.version : ''
+  };
+}
+
+/** `params` with the distribution added, or re-pinned when it is listed already. */
+export function withRequirement(
+  params: IPublishParams,
+  name: string,
+  version: string
+): IPublishParams {
+  const others = params.requirements.filter(r => canonicalName(r.name) !== canonicalName(name));
+  return { ...params, requirements: [...others, { name, version }] };
+}
+
+/**
+ * What to offer after a failed pre-flight check: add the distribution the function turned out to
+ * need, or publish without the check (a function whose answer is not deterministic, a target with
+ * another Python). Null when there is nothing sensible to retry, e.g. the distribution was
+ * already added and is still reported missing, so the dialog never loops.
+ */
+export function preflightRetry(
+  error: unknown,
+  params: IPublishParams,
+  trans: TranslationBundle
+): IRetry | null {
+  const missing = missingRequirement(error);
+  if (missing) {
+    const listed = params.requirements.find(
+      r => canonicalName(r.name) === canonicalName(missing.distribution)
+    );
+    if (listed && (listed.version === missing.version || !missing.version)) {
+      return null;
+    }
+    const pin = missing.version ? `${missing.distribution}==${missing.version}` : missing.distribution;
+    return {
+      label: trans.__('Add %1 and publish again', pin),
+      params: withRequirement(params, missing.distribution, missing.version)
+    };
+  }
+  if (
+    error instanceof PublishError &&
+    error.code === 'preflight_failed' &&
+    params.preflight !== false
+  ) {
+    return {
+      label: trans.__('Publish without the check'),
+      params: { ...params, preflight: false }
+    };
+  }
+  return null;
+}
