@@ -13,7 +13,7 @@ try:
 except ImportError:  # a source checkout that was never built
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "analyze", "publish"]
+__all__ = ["__version__", "analyze", "publish", "vectorized"]
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
@@ -25,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "vectorized":
+        from .bundle.batching import vectorized
+
+        return vectorized
     raise AttributeError(f"module 'jupyterlab_publish' has no attribute {name!r}")

@@ -20,17 +20,20 @@ from jupyterlab_publish.names import check_endpoint_name
 from jupyterlab_publish.runtime import service
 
 from .atomic import atomic_directory, write_file
+from .batching import resolve_batching
 from .format import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
     ENTRYPOINT,
     FUNCTION_FILE,
+    LOCK_FILE,
     MANIFEST,
     REQUIREMENTS_FILE,
     VALIDATOR_FILE,
     Bundle,
     sha256_hex,
 )
+from .lockfile import lock_requirements, manifest_lock, render_requirements_lock
 from .pickling import dump_callable, pickled_by_value
 from .provenance import build_provenance
 from .requirements import plan_requirements, render_requirements_txt
@@ -47,12 +50,17 @@ def build_bundle(
     sample=None,
     local_modules=(),
     provenance=None,
+    preload_modules=(),
+    batching=None,
 ) -> Bundle:
     """Write the bundle for ``fn`` to ``dest_dir`` (which must not exist) and return it.
 
     ``requirements`` are the caller's ``{"name", "version", "why"}`` entries; ``local_modules`` are
     module names whose code travels inside the pickle; ``sample`` (a JSON array or object) is run in
-    this process and its answer recorded; ``provenance`` supplies ``notebook`` and ``cell_id``.
+    this process and its answer recorded; ``provenance`` supplies ``notebook`` and ``cell_id``;
+    ``preload_modules`` are submodules the service imports before unpickling (cloudpickle re-imports
+    only those the kernel had imported when it pickled); ``batching`` (True or a dict, default: the
+    function's @vectorized marker) serves it vectorised (see ``bundle/batching.py``).
     """
     check_endpoint_name(name)
     _check_callable(fn, "the function")
@@ -62,6 +70,7 @@ def build_bundle(
     plan = plan_requirements(requirements)
     if sample is not None:
         sample = normalise_sample(sample)
+    batching = resolve_batching(fn, batching)
     dest = Path(dest_dir)
     if dest.exists():  # fail before the (possibly slow) pickling; atomic_directory checks again
         raise PublishError("bad_request", f"{dest} exists already; a bundle is written to a new directory",
@@ -71,10 +80,13 @@ def build_bundle(
         files = {FUNCTION_FILE: dump_callable(fn, _label(fn))}
         if validator is not None:
             files[VALIDATOR_FILE] = dump_callable(validator, _label(validator))
-    sample_output = run_sample(fn, sample, validator) if sample is not None else None
+    sample_output = run_sample(fn, sample, validator, batching=batching) if sample is not None else None
 
     files[REQUIREMENTS_FILE] = render_requirements_txt(name, plan.lines).encode("utf-8")
-    files[ENTRYPOINT] = Path(service.__file__).read_bytes()
+    lock, unlocked = lock_requirements(plan.declared, plan.runtime, _label(fn))
+    files[LOCK_FILE] = render_requirements_lock(name, lock, unlocked).encode("utf-8")
+    for filename in service.RUNTIME_FILES:  # service.py and its sibling modules travel together
+        files[filename] = (Path(service.__file__).parent / filename).read_bytes()
     manifest = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
@@ -91,8 +103,11 @@ def build_bundle(
         "requirements": plan.declared,
         "runtime_requirements": plan.runtime,
         "local_modules": local_modules,
+        "lock": manifest_lock(lock),
+        "preload_modules": sorted(set(_check_local_modules(preload_modules))),  # same shape: module names
         "sample": sample,
         "sample_output": sample_output,
+        "batching": batching,
         "provenance": build_provenance(fn, provenance),
         "entrypoint": ENTRYPOINT,
         "files": {filename: sha256_hex(data) for filename, data in sorted(files.items())},

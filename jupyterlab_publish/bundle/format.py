@@ -13,9 +13,13 @@ from pathlib import Path
 from jupyterlab_publish.runtime.service import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION
 
 MANIFEST = "manifest.json"
+# Beside the manifest, never listed in it: it signs the manifest's bytes (see signature.py).
+SIGNATURE = "signature.json"
 FUNCTION_FILE = "function.pkl"
 VALIDATOR_FILE = "validator.pkl"
 REQUIREMENTS_FILE = "requirements.txt"
+# Every distribution of the environment, pinned, with who required it (optional: older bundles lack it).
+LOCK_FILE = "requirements.lock"
 ENTRYPOINT = "service.py"
 REQUIRED_FILES = (FUNCTION_FILE, REQUIREMENTS_FILE, ENTRYPOINT)
 
@@ -25,9 +29,11 @@ __all__ = [
     "Bundle",
     "ENTRYPOINT",
     "FUNCTION_FILE",
+    "LOCK_FILE",
     "MANIFEST",
     "REQUIREMENTS_FILE",
     "REQUIRED_FILES",
+    "SIGNATURE",
     "VALIDATOR_FILE",
     "sha256_hex",
 ]

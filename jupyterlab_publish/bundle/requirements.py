@@ -33,6 +33,13 @@ _VERSION = re.compile(
 # What service.py imports, with the floor used when the kernel does not have the distribution
 # installed (then the environment gets a version we know the runtime works with).
 RUNTIME_FLOORS = {"starlette": "0.37", "uvicorn": "0.30"}
+# What the runtime uses when importable, for speed: uvicorn's C HTTP parser and event loop. The
+# kernel's version when it has one at or above the floor, else the floor; uvloop is built neither for
+# Windows nor for Pythons other than CPython, so its line carries a marker.
+RUNTIME_ACCELERATORS = {
+    "httptools": ("0.6", ""),
+    "uvloop": ("0.19", ' ; sys_platform != "win32" and platform_python_implementation == "CPython"'),
+}
 
 _FORMAT_HINT = 'Give each requirement as {"name": "scikit-learn", "version": "1.5.2", "why": "..."}.'
 
@@ -64,7 +71,8 @@ def render_requirements_txt(bundle_name: str, lines) -> str:
     header = (
         f"# Requirements of the jupyterlab-publish bundle {bundle_name!r}: the distributions its\n"
         "# function needs, pinned to the versions in the notebook's kernel, and those of the service\n"
-        "# runtime (cloudpickle, starlette, uvicorn). Install with: pip install -r requirements.txt\n"
+        "# runtime (cloudpickle, starlette, uvicorn; httptools and uvloop for speed).\n"
+        "# Install with: pip install -r requirements.txt\n"
     )
     return header + "".join(f"{line}\n" for line in lines)
 
@@ -141,3 +149,19 @@ def _runtime_lines(declared: dict):
             yield dist, f"{dist}=={importlib.metadata.version(dist)}"
         except importlib.metadata.PackageNotFoundError:
             yield dist, f"{dist}>={floor}"
+    for dist, (floor, marker) in RUNTIME_ACCELERATORS.items():
+        if dist in declared:
+            yield dist, _line(declared[dist])
+            continue
+        try:
+            installed = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        pin = f"=={installed}" if installed and _release(installed) >= _release(floor) else f">={floor}"
+        yield dist, f"{dist}{pin}{marker}"
+
+
+def _release(version: str) -> tuple:
+    """The leading numeric release of a version (``0.21.0rc1`` → (0, 21, 0)), enough to compare with a floor."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()

@@ -14,7 +14,12 @@ from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.runtime.service import (
     CONTRACT,
     ArgumentError,
+    BatchError,
+    batch_contract,
+    batch_item,
+    batch_results,
     bind_arguments,
+    first_parameter,
     json_ready,
     split_arguments,
     validator_verdict,
@@ -33,9 +38,15 @@ def normalise_sample(sample):
         ) from None
 
 
-def run_sample(fn, sample, validator=None):
-    """Call ``fn`` on the (normalised) sample and return its JSON-converted answer."""
+def run_sample(fn, sample, validator=None, batching=None):
+    """Call ``fn`` on the (normalised) sample and return its JSON-converted answer.
+
+    For a vectorised function (``batching`` set) the sample is one request's body, holding one
+    item: ``fn([item])`` is called and its only result is the answer, as the service does.
+    """
     name = getattr(fn, "__name__", "the function")
+    if batching is not None:
+        return _run_batched_sample(fn, sample, validator, name)
     try:
         args, kwargs = split_arguments(sample)
         bind_arguments(fn, args, kwargs)
@@ -50,8 +61,39 @@ def run_sample(fn, sample, validator=None):
                 f"the validator rejects the sample input: {reason}",
                 "Give a sample the validator accepts, or fix the validator.",
             )
+    return _answer(name, lambda: fn(*args, **kwargs))
+
+
+def _run_batched_sample(fn, sample, validator, name):
+    parameter = first_parameter(fn)
     try:
-        result = fn(*args, **kwargs)
+        item = batch_item(sample, parameter)
+    except ArgumentError as exc:
+        raise PublishError("invalid_sample", f"the sample input does not fit vectorised {name}: {exc}",
+                           f"Change the sample: {batch_contract(parameter)}.") from None
+    if validator is not None:
+        reason = validator_verdict(validator, [item], {})
+        if reason is not None:
+            raise PublishError("invalid_sample", f"the validator rejects the sample item: {reason}",
+                               "Give a sample the validator accepts, or fix the validator.")
+
+    def call_with_one_item():
+        try:
+            return batch_results(fn([item]), 1)[0]
+        except BatchError as exc:
+            raise PublishError("sample_failed", f"{name} is marked vectorised, but on the sample: {exc}",
+                               "A vectorised function takes a list of items and returns a list of results "
+                               "of the same length; fix it, or publish it without batching.") from None
+
+    return _answer(name, call_with_one_item)
+
+
+def _answer(name, call):
+    """Run ``call`` and return its answer in JSON form, as PublishError when it fails either way."""
+    try:
+        result = call()
+    except PublishError:
+        raise
     except Exception as exc:
         raise PublishError(
             "sample_failed",

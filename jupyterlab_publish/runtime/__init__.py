@@ -1,5 +1,6 @@
 """The service that runs inside a bundle's environment.
 
-``service.py`` is copied verbatim into every bundle and must run on its own there, so this package
-holds no other code it depends on; see that module for the HTTP contract.
+``service.py`` and its sibling ``service_*.py`` modules (``service.RUNTIME_FILES``) are copied
+verbatim into every bundle and must run on their own there, so this package holds no other code
+they depend on; see ``service.py`` for the entry point and the HTTP contract.
 """

@@ -59,7 +59,7 @@ def test_build_writes_a_bundle_that_reads_back_verified(tmp_path, scaler):
     )
     assert isinstance(bundle, Bundle) and bundle.name == "scale"
     assert files_under(bundle.path) == sorted(
-        ["manifest.json", "function.pkl", "validator.pkl", "requirements.txt", "service.py"]
+        ["manifest.json", "function.pkl", "validator.pkl", "requirements.txt", "requirements.lock", *service.RUNTIME_FILES]
     )
     manifest = json.loads((bundle.path / "manifest.json").read_text())
     assert manifest == bundle.manifest

@@ -7,12 +7,21 @@ import cloudpickle
 import pytest
 
 from jupyterlab_publish.bundle import build_bundle
-from jupyterlab_publish.bundle.requirements import normalize_name, plan_requirements, render_requirements_txt
+from jupyterlab_publish.bundle.requirements import (
+    _release,
+    normalize_name,
+    plan_requirements,
+    render_requirements_txt,
+)
 from jupyterlab_publish.errors import PublishError
 
 CP = f"cloudpickle=={cloudpickle.__version__}"
 STARLETTE = f"starlette=={importlib.metadata.version('starlette')}"
 UVICORN = f"uvicorn=={importlib.metadata.version('uvicorn')}"
+# The accelerators are installed in this environment, so they are pinned to its versions.
+HTTPTOOLS = f"httptools=={importlib.metadata.version('httptools')}"
+UVLOOP_MARKER = ' ; sys_platform != "win32" and platform_python_implementation == "CPython"'
+UVLOOP = f"uvloop=={importlib.metadata.version('uvloop')}{UVLOOP_MARKER}"
 
 
 def notebook(source, **names):
@@ -38,13 +47,13 @@ def test_requirements_txt_is_sorted_pinned_and_explained(tmp_path):
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert header and "requirements" in header[0].lower() and "'f'" in header[0]
     assert text.startswith("#") and text.endswith("\n")
-    assert lines == [CP, "joblib", "Pandas==2.2.3", "scikit-learn==1.5.2", STARLETTE, UVICORN]
+    assert lines == [CP, HTTPTOOLS, "joblib", "Pandas==2.2.3", "scikit-learn==1.5.2", STARLETTE, UVICORN, UVLOOP]
     assert bundle.manifest["requirements"] == [
         {"name": "scikit-learn", "version": "1.5.2", "why": "f → model (KMeans) → sklearn"},
         {"name": "Pandas", "version": "2.2.3", "why": ""},
         {"name": "joblib", "version": "", "why": ""},
     ]
-    assert bundle.manifest["runtime_requirements"] == [CP, STARLETTE, UVICORN]
+    assert bundle.manifest["runtime_requirements"] == [CP, STARLETTE, UVICORN, HTTPTOOLS, UVLOOP]
 
 
 def test_runtime_requirements_are_never_duplicated():
@@ -55,8 +64,20 @@ def test_runtime_requirements_are_never_duplicated():
             {"name": "cloudpickle", "version": ""},  # unpinned: the kernel's version is filled in
         ]
     )
-    assert plan.lines == [CP, "Starlette==0.40.0", "uvicorn[standard]==0.30.6"]
-    assert plan.runtime == [CP, "Starlette==0.40.0", "uvicorn[standard]==0.30.6"]
+    assert plan.lines == [CP, HTTPTOOLS, "Starlette==0.40.0", "uvicorn[standard]==0.30.6", UVLOOP]
+    assert plan.runtime == [CP, "Starlette==0.40.0", "uvicorn[standard]==0.30.6", HTTPTOOLS, UVLOOP]
+
+
+def test_a_declared_accelerator_wins_and_keeps_no_marker():
+    plan = plan_requirements([{"name": "uvloop", "version": "0.21.0"}, {"name": "httptools", "version": ""}])
+    assert "uvloop==0.21.0" in plan.lines and "httptools" in plan.lines
+    assert not any(line.startswith("uvloop") and line != "uvloop==0.21.0" for line in plan.lines)
+
+
+def test_accelerator_versions_are_compared_with_their_floor():
+    assert _release("0.21.0rc1") == (0, 21, 0) and _release("0.6") == (0, 6)
+    assert _release("0.19.0") >= _release("0.19") and _release("0.18.9") < _release("0.19")
+    assert _release("1.0") > _release("0.19") and _release("nonsense") == ()
 
 
 def test_cloudpickle_must_match_the_kernel():

@@ -141,7 +141,12 @@ def test_healthz(client):
         "name": "adder",
         "function": "compute",
         "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "pid": os.getpid(),
+        "handoff": False,  # no --handoff-fd here
+        "auth": False,
+        "calls": response.json()["calls"],
     }
+    assert response.json()["calls"] in ("inline", "thread")
 
 
 def test_info(client):
@@ -189,7 +194,8 @@ def test_main_reports_a_missing_bundle(tmp_path, capsys):
 def test_service_module_imports_without_starlette_or_this_package(tmp_path):
     # The kernel imports json_ready from service.py, and service.py travels alone into bundles:
     # neither may need starlette, uvicorn or jupyterlab_publish at import time.
-    (tmp_path / "service.py").write_bytes(Path(service.__file__).read_bytes())
+    for filename in service.RUNTIME_FILES:  # the runtime travels as these files, nothing else
+        (tmp_path / filename).write_bytes((Path(service.__file__).parent / filename).read_bytes())
     script = textwrap.dedent(
         """
         import sys
