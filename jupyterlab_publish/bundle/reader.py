@@ -1,7 +1,8 @@
 """``read_bundle``: load a bundle's manifest and prove its files are exactly the ones it lists.
 
-Pickles run code when loaded, so a bundle is verified before anyone unpickles it: every listed file
-must exist with the recorded sha256, and nothing else may sit beside ``manifest.json``.
+Pickles run code when loaded, so a bundle is verified before anyone unpickles it: with a ``key``,
+``signature.json`` must sign the manifest's exact bytes; then every listed file must exist with the
+recorded sha256, and nothing else may sit beside ``manifest.json`` (and ``signature.json``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from .format import (
     ENTRYPOINT,
     MANIFEST,
     REQUIRED_FILES,
+    SIGNATURE,
     VALIDATOR_FILE,
     Bundle,
 )
+from .signature import verify_signature
 
 _HINT = "Rebuild the bundle: publish the function again from its notebook."
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -31,30 +34,45 @@ def _invalid(message: str) -> PublishError:
     return PublishError("invalid_bundle", message, _HINT)
 
 
-def read_bundle(path) -> Bundle:
+def read_bundle(path, *, key: bytes | None = None) -> Bundle:
+    """The verified bundle at ``path``; with ``key``, its signature is checked first."""
     path = Path(path)
     if not path.is_dir():
         raise _invalid(f"{path} is not a bundle directory")
-    manifest = _load_manifest(path)
+    try:
+        manifest_bytes = (path / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        raise _invalid(f"{path} has no {MANIFEST}") from None
+    except OSError as exc:
+        raise _invalid(f"{MANIFEST} cannot be read: {exc}") from None
+    if key is not None:
+        signature = path / SIGNATURE
+        verify_signature(manifest_bytes, signature.read_bytes() if signature.is_file() else None, key)
+    manifest = parse_manifest(manifest_bytes)
     files = manifest["files"]
     for filename, digest in files.items():
         target = path / filename
         if target.is_symlink() or not target.is_file():
             raise _invalid(f"{filename} is listed in {path / MANIFEST} but missing from the bundle")
         if _file_sha256(target) != digest:
-            raise _invalid(f"{filename} does not match its sha256 in manifest.json: it was modified")
-    unlisted = sorted(entry.name for entry in path.iterdir() if entry.name != MANIFEST and entry.name not in files)
+            raise modified(filename)
+    unlisted = sorted(entry.name for entry in path.iterdir() if entry.name not in (MANIFEST, SIGNATURE)
+                      and entry.name not in files)
     if unlisted:
         raise _invalid(f"{path} holds files the manifest does not list: {', '.join(unlisted)}")
     return Bundle(path, manifest)
 
 
-def _load_manifest(path: Path) -> dict:
+def modified(filename: str) -> PublishError:
+    return PublishError("invalid_bundle", f"{filename} does not match its sha256 in manifest.json: it was modified",
+                        _HINT, {"reason": "file_modified", "file": filename})
+
+
+def parse_manifest(data: bytes) -> dict:
+    """The manifest in ``data``, checked for shape: format, names, the files table and its digests."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _invalid(f"{path} has no {MANIFEST}") from None
-    except (OSError, ValueError) as exc:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise _invalid(f"{MANIFEST} cannot be read as JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise _invalid(f"{MANIFEST} does not describe a {BUNDLE_FORMAT}")
@@ -72,7 +90,7 @@ def _load_manifest(path: Path) -> dict:
         raise _invalid(f"{MANIFEST} has no 'files' table")
     for filename, digest in files.items():
         # Names come from a file we may not have written: refuse anything that leaves the directory.
-        if not _is_plain_name(filename) or filename == MANIFEST:
+        if not _is_plain_name(filename) or filename in (MANIFEST, SIGNATURE):
             raise _invalid(f"{MANIFEST} lists {filename!r}, which is not a plain file name of the bundle")
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise _invalid(f"{MANIFEST} gives {filename} a malformed sha256 ({digest!r})")

@@ -1,17 +1,30 @@
 """Which Python a version's worker runs on: the seam where per-function environments plug in.
 
-Today every worker runs on the server's own interpreter, so a bundle must have been built with the
-same Python minor version (pickled functions carry bytecode). A later resolver will build an
-isolated environment per version (uv, from the bundle's requirements and Python version) in
-``prepare``; the server already calls it off the event loop and reports it as the "installing" stage.
+Two resolvers, chosen with ``--environments`` (or ``JUPYTERLAB_PUBLISH_ENVIRONMENTS``):
+
+- ``uv`` (the default, ``uv_environments.UvEnvironments``): each bundle runs in a virtual environment
+  holding only its pinned requirements, one per lock hash, built by uv and shared by every version
+  with the same requirements;
+- ``shared`` (``SharedInterpreter``): every worker runs on the server's own interpreter and finds the
+  server's packages. Quicker to publish (nothing is installed), but not isolated.
+
+Either way a pickled function only runs on the Python minor version that pickled it. ``prepare`` may
+be slow (it may install packages); the server calls it off the event loop, as the "installing" stage.
 """
 
 from __future__ import annotations
 
 import abc
+import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
+from typing import Sequence
+
+ENVIRONMENTS_ENV = "JUPYTERLAB_PUBLISH_ENVIRONMENTS"
+ENVIRONMENT_KINDS = ("uv", "shared")
+DEFAULT_ENVIRONMENTS = "uv"
 
 
 class EnvironmentMismatch(Exception):
@@ -27,9 +40,13 @@ class EnvironmentMismatch(Exception):
 class WorkerEnvironment:
     python: str  # interpreter that runs the bundle's service.py
     minor: str  # its "major.minor", compared with the bundle's manifest
+    # True for an environment of the bundle's own: the worker then ignores PYTHONPATH & co. (-E) and
+    # the user's site-packages (-s), which would otherwise leak the server's packages into it.
+    isolated: bool = False
 
     def command(self, bundle_dir: Path, host: str, port: int) -> list:
-        return [self.python, str(Path(bundle_dir) / "service.py"), "--host", host, "--port", str(port)]
+        flags = ["-E", "-s"] if self.isolated else []
+        return [self.python, *flags, str(Path(bundle_dir) / "service.py"), "--host", host, "--port", str(port)]
 
 
 class EnvironmentResolver(abc.ABC):
@@ -46,13 +63,51 @@ class SharedInterpreter(EnvironmentResolver):
 
     def prepare(self, manifest: dict, version_dir: Path) -> WorkerEnvironment:
         wanted = str((manifest.get("python") or {}).get("minor") or "")
-        if wanted != self.environment.minor:
-            raise EnvironmentMismatch(
-                f"the bundle was built with Python {wanted or '(unknown)'} but this server's workers run "
-                f"Python {self.environment.minor}; a pickled function only runs on the Python minor "
-                "version that pickled it",
-                f"publish from a kernel running Python {self.environment.minor}, or run the function "
-                f"server with a Python {wanted or 'of the kernel'} interpreter "
-                "(JUPYTERLAB_PUBLISH_SERVER_PYTHON for the local server)",
-            )
+        check_python_minor(wanted, self.environment.minor)
         return self.environment
+
+
+def check_python_minor(wanted: str, available: str, detail: str = "") -> None:
+    """Refuse a bundle pickled on another Python minor version than ``available``."""
+    if wanted == available:
+        return
+    raise EnvironmentMismatch(
+        f"wrong Python minor: the bundle was built with Python {wanted or '(unknown)'} but this server's "
+        f"workers run Python {available}{'; ' + detail if detail else ''}. A pickled function only runs "
+        "on the Python minor version that pickled it",
+        f"publish from a kernel running Python {available}, or run the function server with a Python "
+        f"{wanted or 'of the kernel'} interpreter (JUPYTERLAB_PUBLISH_SERVER_PYTHON for the local server)",
+    )
+
+
+def default_environments() -> str:
+    kind = os.environ.get(ENVIRONMENTS_ENV, "").strip().lower() or DEFAULT_ENVIRONMENTS
+    if kind not in ENVIRONMENT_KINDS:
+        raise ValueError(f"{ENVIRONMENTS_ENV}={kind!r}: use one of {', '.join(ENVIRONMENT_KINDS)}")
+    return kind
+
+
+def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--environments uv|shared``, ``--offline``, ``--find-links DIR`` (for ``serve``)."""
+    parser.add_argument("--environments", choices=ENVIRONMENT_KINDS, default=None,
+                        help="uv: each function in its own environment with only its requirements; shared: every "
+                             f"function on the server's interpreter (default: ${ENVIRONMENTS_ENV} or "
+                             f"{DEFAULT_ENVIRONMENTS})")
+    parser.add_argument("--offline", action="store_true",
+                        help="install requirements without network access: from --find-links and uv's cache only")
+    parser.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                        help="a directory of wheels to install from (a wheelhouse); may be repeated")
+
+
+def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence = ()) -> EnvironmentResolver:
+    """The resolver for ``kind`` (None: ``$JUPYTERLAB_PUBLISH_ENVIRONMENTS`` or uv)."""
+    kind = kind or default_environments()
+    if kind == "shared":
+        if offline or find_links:
+            raise ValueError("--offline and --find-links apply to --environments uv only")
+        return SharedInterpreter()
+    if kind != "uv":
+        raise ValueError(f"unknown environments {kind!r}: use one of {', '.join(ENVIRONMENT_KINDS)}")
+    from .uv_environments import UvEnvironments  # imports packaging; only the server needs it
+
+    return UvEnvironments(envs_dir, offline=offline, find_links=find_links)

@@ -1,6 +1,8 @@
 """A target that writes bundles to a directory tree, for handing them to other systems.
 
-Layout: ``<root>/<name>/v<N>/`` holds one complete, verified bundle. Nothing is served.
+Layout: ``<root>/<name>/v<N>/`` holds one complete, verified bundle. Nothing is served. Each bundle
+is signed with this user's key (``<jupyter data dir>/jupyterlab_publish/signing.key``, created on
+first use), so ``read_bundle(path, key=user_key())`` later proves it is one we wrote, unchanged.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class DirectoryTarget(Target):
     label = "Directory (write bundles, serve nothing)"
     spec_example = "dir:/path/to/bundles"
 
-    def __init__(self, root):
+    def __init__(self, root, *, key_path=None):
         self.root = Path(root).expanduser()
+        self.key_path = key_path  # None: the per-user key in the Jupyter data directory
 
     @classmethod
     def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "DirectoryTarget":
@@ -52,6 +55,8 @@ class DirectoryTarget(Target):
         # ``new_version`` is accepted for the common interface but changes nothing: a directory
         # keeps every version side by side and serves none, so no endpoint can be replaced.
         from ..bundle import read_bundle  # the bundle package pulls in cloudpickle; load on use
+        from ..bundle.format import MANIFEST, SIGNATURE
+        from ..bundle.signature import sign_manifest, user_key
 
         report = progress_or_noop(progress)
         name = check_name(bundle.manifest.get("name"))
@@ -63,14 +68,16 @@ class DirectoryTarget(Target):
                 "target_error", f"cannot create {function_dir}: {exc}", "check the path and its permissions"
             ) from exc
 
+        key = user_key(self.key_path)
         report("pushing", 0.1, f"copying the bundle to {function_dir}")
-        # Copy into a hidden sibling first so a reader never sees a half-written version, then
-        # verify the copy (every file's sha256) before making it visible with one rename.
+        # Copy into a hidden sibling first so a reader never sees a half-written version, sign the
+        # copy's manifest, then verify it (signature, every file's sha256) before one rename shows it.
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=function_dir))
         try:
             copied = staging / "bundle"
             shutil.copytree(Path(bundle.path), copied)
-            read_bundle(copied)
+            (copied / SIGNATURE).write_bytes(sign_manifest((copied / MANIFEST).read_bytes(), key))
+            read_bundle(copied, key=key)
             report("pushing", 0.8, "bundle copied and verified")
             version = self._publish_version(function_dir, copied)
         except OSError as exc:

@@ -1,0 +1,286 @@
+"""Isolated environments built with uv: one per lock hash, shared by every version that has it.
+
+```
+<envs>/<hash>/                        a virtual environment holding only the bundle's requirements
+<envs>/<hash>/jupyterlab-publish.json {"hash", "python", "minor", "requirements", "created", "last_used", ...}
+<envs>/.<hash>.lock                   held while the environment is checked or built
+<envs>/.<hash>.<random>.building/     an environment being built (renamed to <hash> when complete)
+```
+
+The hash covers the Python minor version and the normalised lines of the bundle's requirements.txt
+(and of requirements.lock when the bundle has one), so two publishes with the same requirements get
+the same environment, built once. Building happens in a temporary directory beside the final one
+and ends with a rename, so an environment directory either is complete or does not exist; a crash
+mid-build leaves only a ``.building`` directory, removed by the next build of that hash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from ..bundle.format import LOCK_FILE, REQUIREMENTS_FILE
+from ..targets.filelock import try_lock
+from .environment import EnvironmentMismatch, EnvironmentResolver, WorkerEnvironment, check_python_minor
+from .layout import write_atomically
+
+log = logging.getLogger("jupyterlab_publish.functions")
+
+METADATA_FILE = "jupyterlab-publish.json"
+DEFAULT_INSTALL_TIMEOUT = 900.0  # seconds for one `uv pip install`; large ML stacks are slow
+_ERROR_TAIL_LINES = 25
+
+
+class EnvironmentBuildFailed(EnvironmentMismatch):
+    """uv could not build the environment; ``message`` ends with the tail of uv's output."""
+
+
+def find_uv() -> str:
+    """The uv executable: the one the ``uv`` wheel installed, else ``uv`` on PATH."""
+    try:
+        import uv  # the PyPI wheel ships the binary and says where it is
+
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if found:
+        return found
+    raise EnvironmentMismatch(
+        "cannot build the function's environment: uv is not installed where the function server runs",
+        f"install it into the server's environment ({sys.executable} -m pip install uv), or start the "
+        "server with --environments shared (JUPYTERLAB_PUBLISH_ENVIRONMENTS=shared) to run every "
+        "function on the server's own interpreter",
+    )
+
+
+def venv_python(env_dir: Path) -> Path:
+    return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def normalise_requirements(text: str) -> list:
+    """The requirement lines of a requirements file in a canonical, sorted form (for hashing).
+
+    Comments, blank lines, line continuations, spacing, name spelling (``Scikit_Learn``) and order
+    do not change what gets installed, so they do not change the hash either.
+    """
+    joined = re.sub(r"\\\r?\n", " ", text)
+    lines = []
+    for raw in joined.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        if not line:
+            continue
+        requirement, _, options = line.partition(" --")
+        try:
+            parsed = Requirement(requirement.strip())
+        except InvalidRequirement:
+            lines.append(" ".join(line.split()))  # an option line (-c, --index-url...): keep as written
+            continue
+        extras = f"[{','.join(sorted(canonicalize_name(e) for e in parsed.extras))}]" if parsed.extras else ""
+        url = f" @ {parsed.url}" if parsed.url else ""
+        marker = f"; {parsed.marker}" if parsed.marker else ""
+        canonical = f"{canonicalize_name(parsed.name)}{extras}{parsed.specifier}{url}{marker}"
+        if options:
+            canonical += " " + " ".join(sorted(("--" + options).split()))
+        lines.append(canonical)
+    return sorted(lines)
+
+
+def lock_hash(minor: str, requirements: str, lock: Optional[str] = None) -> str:
+    parts = [f"python {minor}", *normalise_requirements(requirements)]
+    if lock is not None:
+        parts += ["[lock]", *normalise_requirements(lock)]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _tail(text: str, lines: int = _ERROR_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class UvEnvironments(EnvironmentResolver):
+    """Give each bundle a virtual environment holding only its requirements, built by uv.
+
+    ``offline`` installs without any network access (``--offline --no-index``), from ``find_links``
+    directories (wheelhouses) and uv's cache only; ``find_links`` alone adds local wheels to the index.
+    """
+
+    def __init__(self, root, *, python: str = sys.executable, offline: bool = False,
+                 find_links: Sequence = (), install_timeout: float = DEFAULT_INSTALL_TIMEOUT):
+        self.root = Path(root)
+        self.python = python
+        self.minor = "{}.{}".format(*sys.version_info[:2]) if python == sys.executable else _minor_of(python)
+        self.offline = offline
+        self.find_links = [Path(directory).expanduser().resolve() for directory in find_links]
+        self.install_timeout = install_timeout
+        for directory in self.find_links:
+            if not directory.is_dir():
+                raise ValueError(f"--find-links {directory}: not a directory")
+
+    # -- EnvironmentResolver ---------------------------------------------------------------------
+
+    def prepare(self, manifest: dict, version_dir: Path) -> WorkerEnvironment:
+        bundle_dir = Path(version_dir) / "bundle"
+        wanted = str((manifest.get("python") or {}).get("minor") or "")
+        requirements, lock = self._requirement_texts(manifest, bundle_dir)
+        key = lock_hash(wanted, requirements, lock)
+        env_dir = self.root / key
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._hash_lock(key):
+            if not self._usable(env_dir):
+                base = self._interpreter_for(wanted)
+                self._build(key, env_dir, base, wanted, bundle_dir, requirements, lock is not None, manifest)
+            self._touch(env_dir)
+        return WorkerEnvironment(python=str(venv_python(env_dir)), minor=wanted, isolated=True)
+
+    # -- the pieces ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _requirement_texts(manifest: dict, bundle_dir: Path):
+        files = manifest.get("files") or {}
+        try:
+            requirements = (bundle_dir / REQUIREMENTS_FILE).read_text("utf-8")
+            lock = (bundle_dir / LOCK_FILE).read_text("utf-8") if LOCK_FILE in files else None
+        except OSError as exc:
+            raise EnvironmentMismatch(f"cannot read the bundle's requirements: {exc}",
+                                      "publish the function again") from exc
+        return requirements, lock
+
+    def _interpreter_for(self, wanted: str) -> str:
+        """The base interpreter for the bundle's Python minor: the server's, or one uv finds locally."""
+        if wanted == self.minor:
+            return self.python
+        if re.fullmatch(r"3\.[0-9]+", wanted):
+            # --no-python-downloads: finding an interpreter must not fetch one (and works air-gapped).
+            found = subprocess.run([find_uv(), "python", "find", "--no-python-downloads", "--no-project", wanted],
+                                   capture_output=True, text=True, timeout=60, cwd=str(self.root))
+            path = found.stdout.strip()
+            if found.returncode == 0 and path and _minor_of(path) == wanted:
+                return path
+        check_python_minor(wanted, self.minor, f"uv found no Python {wanted or '(unknown)'} interpreter on this "
+                                               "machine either")
+        raise AssertionError("unreachable: the minor versions differ")
+
+    def _usable(self, env_dir: Path) -> bool:
+        # The metadata file is written before the rename, so its presence means the build finished;
+        # the interpreter link breaks if the base Python was removed since.
+        return (env_dir / METADATA_FILE).is_file() and venv_python(env_dir).exists()
+
+    def _build(self, key: str, env_dir: Path, base: str, minor: str, bundle_dir: Path,
+               requirements: str, has_lock: bool, manifest: dict) -> None:
+        uv = find_uv()
+        for stale in self.root.glob(f".{key}.*.building"):  # left by a crash; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        if env_dir.exists():  # incomplete or broken: rebuild from scratch
+            shutil.rmtree(env_dir, ignore_errors=True)
+        name = manifest.get("name", "the function")
+        log.info("building environment %s for %s (Python %s)", key[:12], name, minor)
+        started = time.monotonic()
+        building = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".building", dir=self.root))
+        try:
+            # --relocatable: the environment is built under a temporary name and then renamed.
+            self._run(uv, ["venv", "--python", base, "--relocatable", "--no-project", "--no-python-downloads",
+                           "--quiet", str(building)], "create the virtual environment", name)
+            install = ["pip", "install", "--python", str(venv_python(building)), "--no-python-downloads",
+                       "-r", str(bundle_dir / REQUIREMENTS_FILE)]
+            if has_lock:
+                # The lock pins the whole closure; as constraints it fixes versions without adding
+                # packages the platform here does not need.
+                install += ["-c", str(bundle_dir / LOCK_FILE)]
+            if self.offline:
+                install += ["--offline", "--no-index"]
+            for directory in self.find_links:
+                install += ["--find-links", str(directory)]
+            self._run(uv, install, "install the function's requirements", name)
+            seconds = round(time.monotonic() - started, 3)
+            metadata = {
+                "hash": key, "python": base, "minor": minor, "requirements": normalise_requirements(requirements),
+                "locked": has_lock, "offline": self.offline, "created": _now(), "build_seconds": seconds,
+                "built_for": name, "last_used": _now(),
+            }
+            write_atomically(building / METADATA_FILE, json.dumps(metadata, indent=1))
+            os.rename(building, env_dir)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        log.info("built environment %s in %.1f s", key[:12], seconds)
+
+    def _run(self, uv: str, arguments: list, what: str, name: str) -> None:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)  # uv must act on --python, never on an activated environment
+        try:
+            done = subprocess.run([uv, *arguments], capture_output=True, text=True, timeout=self.install_timeout,
+                                  cwd=str(self.root), env=env)
+        except subprocess.TimeoutExpired as exc:
+            raise EnvironmentBuildFailed(
+                f"could not build the environment for {name}: uv did not {what} within {self.install_timeout:.0f} s",
+                "check the network or the package index, or install from a local wheelhouse "
+                "(jupyter publish serve --offline --find-links DIR)",
+            ) from exc
+        if done.returncode != 0:
+            where = "from --find-links " + ", ".join(map(str, self.find_links)) if self.offline else "from the index"
+            raise EnvironmentBuildFailed(
+                f"could not build the environment for {name}: uv failed to {what} "
+                f"(exit status {done.returncode}):\n{_tail(done.stderr or done.stdout)}",
+                f"check the requirements (each name and version must be installable {where}); "
+                "the previous version, if any, is still serving",
+            )
+
+    def _touch(self, env_dir: Path) -> None:
+        """Record when the environment was last used, so unused ones can be found and removed."""
+        path = env_dir / METADATA_FILE
+        try:
+            metadata = json.loads(path.read_text("utf-8"))
+            metadata["last_used"] = _now()
+            write_atomically(path, json.dumps(metadata, indent=1))
+        except (OSError, ValueError) as exc:  # bookkeeping only: never fail a publish over it
+            log.warning("could not record the use of %s: %s", env_dir, exc)
+
+    def _hash_lock(self, key: str):
+        return _held_lock(self.root / f".{key}.lock", self.install_timeout * 2 + 60)
+
+
+class _held_lock:
+    """An exclusive file lock (flock/msvcrt through ``try_lock``); released by closing the file."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path, self.timeout = path, timeout
+
+    def __enter__(self):
+        self.fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while not try_lock(self.fd):
+            if time.monotonic() > deadline:
+                os.close(self.fd)
+                raise EnvironmentBuildFailed(
+                    f"another publish has been building the same environment for more than {self.timeout:.0f} s",
+                    "try again later; if no publish is running, restart the function server",
+                )
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # closing the descriptor releases the lock
+
+
+def _minor_of(python: str) -> str:
+    done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() if done.returncode == 0 else ""
