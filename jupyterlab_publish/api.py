@@ -17,13 +17,30 @@ ProgressCallback = Callable[[str, float, str], None]
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
 
 
-def analyze(fn: Callable[..., Any], *, validator: Callable[..., Any] | None = None):
-    """Which distributions ``fn`` (and ``validator``) need to be unpickled and run, and why."""
+def analyze(
+    fn: Callable[..., Any],
+    *,
+    validator: Callable[..., Any] | None = None,
+    sizes: bool = True,
+    size_warning: int | str | None = None,
+    size_limit: int | str | None = None,
+):
+    """Which distributions ``fn`` (and ``validator``) need to be unpickled and run, and why.
+
+    With ``sizes``, each captured value is pickled (into a byte counter, within a time budget) to
+    report its size: over ``size_warning`` (default 100MB, $JUPYTERLAB_PUBLISH_SIZE_WARNING) is a
+    warning, over ``size_limit`` (default 2GB, $JUPYTERLAB_PUBLISH_SIZE_LIMIT) an error.
+    """
     from .frontier import analyze_function
 
     _check_callable(fn, "fn")
     also = (validator,) if validator is not None else ()
-    return analyze_function(fn, also=also)
+    report = analyze_function(fn, also=also)
+    if sizes:
+        from .bundle.diagnose import measure_captures, size_thresholds
+
+        measure_captures(report, size_thresholds(size_warning, size_limit))
+    return report
 
 
 def default_endpoint_name(fn: Callable[..., Any]) -> str:
@@ -67,19 +84,33 @@ def publish(
     validator: Callable[..., Any] | None = None,
     *,
     new_version: bool = False,
+    public: bool = False,
     token: str | None = None,
     provenance: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    preflight: bool = True,
+    batching: bool | dict[str, Any] | None = None,
 ):
     """Publish ``fn`` as a web service and return its Deployment (``.url``, ``.name``, ``.version``).
 
     ``requirements`` replaces the analysed list when given; ``sample`` (a JSON list of positional
     arguments or an object of named ones) is run in the notebook first and becomes the smoke test.
     A failure at any stage raises PublishError and leaves the previous deployment serving.
+    On a function server, callers need ``Deployment.key`` (``Authorization: Bearer <key>``) unless
+    ``public=True``.
+
+    Before anything is pushed, the pre-flight check runs the bundle on its sample in a clean
+    environment holding only the requirements (and their dependencies), with this kernel's Python;
+    ``preflight=False`` skips it, e.g. for a target whose Python minor version differs from the kernel's.
+
+    ``batching`` serves a vectorised ``fn`` (a list of items in, one result per item out) in batches:
+    ``True`` (max_batch_size=64, max_wait_ms=2), a dict of those two, or ``False``; by default the
+    function's ``@jupyterlab_publish.vectorized`` marker decides. Each request then carries one item.
     """
     from .bundle import build_bundle
     from .targets import get_target
+    from .targets.base import push_bundle
 
     _check_callable(fn, "fn")
     if validator is not None:
@@ -89,7 +120,7 @@ def publish(
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
 
     report_progress("analysing", 0.0, f"Analysing {fn.__name__}")
-    report = analyze(fn, validator=validator)
+    report = analyze(fn, validator=validator, sizes=False)  # pickling below shows real failures
     if requirements is None:
         chosen = [{"name": r.name, "version": r.version, "why": r.why} for r in report.requirements]
     else:
@@ -105,11 +136,17 @@ def publish(
             validator=validator,
             sample=sample,
             local_modules=[m.name for m in report.local_modules],
+            preload_modules=report.preload_modules,
             provenance=_provenance(fn, provenance),
+            batching=batching,
         )
         report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
+        if preflight:
+            from .bundle.preflight import preflight as check_in_clean_environment
+
+            check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
         report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
-        deployment = deploy_target.push(bundle, report_progress, new_version=new_version)
+        deployment = push_bundle(deploy_target, bundle, report_progress, new_version=new_version, public=public)
     report_progress("done", 1.0, deployment.url)
     return deployment
 

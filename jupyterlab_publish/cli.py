@@ -1,11 +1,14 @@
 """``jupyter publish``: publish from a notebook without a browser, and manage a function server.
 
-    jupyter publish notebook kmeans.ipynb --function predictor --sample '[[0.5, 0.5]]'
-    jupyter publish serve [--host 127.0.0.1] [--port N] [--state-dir D]
-    jupyter publish list | show NAME [--json] | delete NAME      [--target URL]
+    jupyter publish notebook kmeans.ipynb --function predictor --sample '[[0.5, 0.5]]' [--public]
+    jupyter publish serve [--host 127.0.0.1] [--port N] [--state-dir D] [--processes N] ...
+    jupyter publish list | show NAME [--json] | rollback NAME [--to N] | delete NAME
+                    | logs NAME [--version N] [--lines N]                      [--target URL]
 
 ``notebook`` runs the notebook in a real kernel (so the function closes over the same objects as
 in JupyterLab) and calls ``jupyterlab_publish.publish`` there, exactly as the button does.
+The management commands talk to the local function server (started if needed) or to ``--target
+URL`` with the admin token from ``$JUPYTERLAB_PUBLISH_TOKEN``, else from the local state directory.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.message}", file=sys.stderr)
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
+        if err.details.get("log") and err.code != "smoke_test_failed":  # that message holds it already
+            print(f"--- worker log (last lines) ---\n{err.details['log']}", file=sys.stderr)
         return 1
 
 
@@ -47,28 +52,37 @@ def _parser() -> argparse.ArgumentParser:
                     help="replace the analysed requirements (repeat for several)")
     nb.add_argument("--target", help="local (default), dir:/path or http://host:port")
     nb.add_argument("--new-version", action="store_true", help="publish a new version of an existing endpoint")
+    nb.add_argument("--public", action="store_true", help="let anyone call it without its key")
     nb.add_argument("--kernel", default="python3", help="kernel to run the notebook in (default: %(default)s)")
     nb.add_argument("--timeout", type=int, default=600, help="seconds each cell may run (default: %(default)s)")
     nb.add_argument("--json", action="store_true", help="print the deployment as JSON")
     nb.set_defaults(run=_publish_notebook)
 
+    from .functions.settings import add_arguments  # standard library only: cheap for --help
+
     serve = commands.add_parser("serve", help="run the function server in the foreground")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    serve.add_argument("--state-dir", help="where functions, versions and the admin token live")
+    add_arguments(serve)
     serve.set_defaults(run=_serve)
 
-    for name, help_text, runner in (
-        ("list", "list published functions", _list),
-        ("show", "show one function and its versions", _show),
-        ("delete", "delete a function and all its versions", _delete),
-    ):
+    def managing(name: str, help_text: str, runner, *, named: bool = True, json_flag: bool = True):
         command = commands.add_parser(name, help=help_text)
-        if name != "list":
-            command.add_argument("name")
-        command.add_argument("--target", help="function server URL (default: the local one)")
-        command.add_argument("--json", action="store_true")
+        if named:
+            command.add_argument("name", help="the function's endpoint name")
+        command.add_argument("--target", help="function server URL (default: the local one, started if needed)")
+        if json_flag:
+            command.add_argument("--json", action="store_true", help="print the server's answer as JSON")
         command.set_defaults(run=runner)
+        return command
+
+    managing("list", "list published functions", _list, named=False)
+    managing("show", "show one function: URL, live version, key, versions", _show)
+    rollback = managing("rollback", "make an earlier version live again", _rollback)
+    rollback.add_argument("--to", type=int, metavar="VERSION",
+                          help="the version to make live (default: the one live before the current one)")
+    managing("delete", "delete a function and all its versions", _delete, json_flag=False)
+    logs = managing("logs", "print the end of a version's worker log", _logs, json_flag=False)
+    logs.add_argument("--version", type=int, metavar="N", help="which version (default: the live one)")
+    logs.add_argument("--lines", type=int, default=200, metavar="N", help="how many lines (default: %(default)s)")
     return parser
 
 
@@ -118,6 +132,7 @@ def _publish_code(options: argparse.Namespace, notebook_path: str) -> str:
         "requirements": options.requirements,
         "sample": json.loads(options.sample) if options.sample is not None else None,
         "new_version": options.new_version,
+        "public": options.public,
         "provenance": {"notebook": notebook_path},
     }
     return "\n".join(
@@ -147,19 +162,31 @@ def _read_outcome(cell: Any) -> dict[str, Any]:
 
 
 def _serve(options: argparse.Namespace) -> int:
-    from .functions import serve
+    from .functions.settings import serve_from_arguments
 
-    return serve(options.host, options.port, options.state_dir)
+    return serve_from_arguments(options)
 
 
 def _server(options: argparse.Namespace):
+    """A FunctionServerTarget for --target, or for the local server (started if needed)."""
     from .targets import get_target
+    from .targets.http import TOKEN_ENV
+    from .targets.paths import TOKEN_FILE, default_state_dir
 
     target = get_target(options.target)
     if hasattr(target, "client"):  # the local target: talk to its (started) server
         return target.client()
     if not hasattr(target, "list_functions"):
         raise PublishError("unknown_target", f"{options.target} is not a function server.", "Pass --target http://host:port.")
+    if not target.token:
+        # A server on this machine keeps its token in the local state directory.
+        try:
+            target.token = (default_state_dir() / TOKEN_FILE).read_text("utf-8").strip() or None
+        except OSError:
+            pass
+    if not target.token:
+        raise PublishError("target_error", f"no admin token for {target.url}",
+                           f"set {TOKEN_ENV} to the server's admin token (file 'token' in its state directory)")
     return target
 
 
@@ -170,19 +197,48 @@ def _list(options: argparse.Namespace) -> int:
     elif not functions:
         print("No functions published yet.")
     for fn in [] if options.json else functions:
-        print(f"{fn['name']}\tv{fn.get('live_version')}\t{fn.get('url')}")
+        access = "public" if fn.get("public") else "key"
+        print(f"{fn['name']}\tv{fn.get('live_version')}\t{access}\t{fn.get('url')}")
     return 0
 
 
 def _show(options: argparse.Namespace) -> int:
+    from .targets.base import Deployment
+
     info = _server(options).get_function(options.name)
-    print(json.dumps(info, indent=2) if options.json else "\n".join(f"{k}: {v}" for k, v in info.items() if k != "versions"))
+    if options.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"name: {info['name']}")
+    print(f"url: {info['url']}")
+    print(f"live version: {info.get('live_version')}")
+    print("key: none (public)" if info.get("public") else f"key: {info.get('key')}")
+    deployment = Deployment(info["name"], info.get("live_version") or 0, info["url"], "http", key=info.get("key"))
+    print(f"call it: {deployment.curl()}")
+    print("versions:")
+    for version in info.get("versions", []):
+        print(f"  v{version['version']}\t{version['status']}\t{version['created']}")
+    return 0
+
+
+def _rollback(options: argparse.Namespace) -> int:
+    answer = _server(options).rollback(options.name, options.to)
+    if options.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"{answer['name']} v{answer['version']} is live again (was v{answer.get('previous_version')}).")
     return 0
 
 
 def _delete(options: argparse.Namespace) -> int:
     _server(options).delete_function(options.name)
     print(f"Deleted {options.name}.")
+    return 0
+
+
+def _logs(options: argparse.Namespace) -> int:
+    answer = _server(options).logs(options.name, options.version, options.lines)
+    sys.stdout.write(answer["log"] + ("\n" if answer["log"] else ""))
     return 0
 
 

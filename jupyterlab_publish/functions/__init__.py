@@ -1,8 +1,8 @@
 """The local function server: a separate process that serves published functions.
 
-Run it with ``python -m jupyterlab_publish.functions serve`` (later ``jupyter publish serve``) or call
-``serve(host, port, state_dir)``. It uses starlette, uvicorn, httpx and sqlite3, so the kernel side
-(``jupyterlab_publish.targets``) never imports it.
+Run it with ``jupyter publish serve`` (or ``python -m jupyterlab_publish.functions serve``; the flags
+are in ``settings.py``) or call ``serve(host, port, state_dir, settings=ServingSettings(...))``. It uses
+starlette, uvicorn, httpx and sqlite3, so the kernel side (``jupyterlab_publish.targets``) never imports it.
 """
 
 

@@ -1,17 +1,23 @@
-"""The function server's state machine: versions in the store, workers serving the live ones.
+"""The function server's state machine: versions in the store, worker pools serving the live ones.
 
 HTTP lives in ``app.py``; this module knows nothing about requests. Two kinds of per-name lock:
-``_publish_locks`` serialise publishes and deletes of one function (which may take a while), and
-``_worker_locks`` guard the short switch of the live worker, so invocations never wait on a publish.
+``_publish_locks`` serialise publishes, rollbacks and deletes of one function (which may take a
+while), and ``_worker_locks`` guard the short switch of the live pool, so invocations never wait on
+a publish.
+
+``workers`` maps each function name to its live version's ``WorkerPool`` (see ``workers.py`` for the
+methods the front door and /metrics use); ``counters`` holds the server-wide counts /metrics shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import json
 import logging
 import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -23,12 +29,14 @@ from ..errors import PublishError
 from ..targets.base import NAME_PATTERN
 from .environment import EnvironmentMismatch, EnvironmentResolver, SharedInterpreter
 from .layout import Layout
+from .settings import ServingSettings
 from .store import Store
-from .workers import DEFAULT_START_TIMEOUT, Worker, WorkerStartError, reap_orphan, start_worker
+from .workers import DEFAULT_START_TIMEOUT, Launch, WorkerPool, WorkerStartError, probe_runtime, reap_orphan, tail
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
 SMOKE_TEST_TIMEOUT = 60.0
+MAX_LOG_LINES = 10_000
 _VERSION_DIR = re.compile(r"^v[1-9][0-9]*$")
 
 
@@ -53,6 +61,10 @@ def check_name(name: str) -> None:
         )
 
 
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     # The function's own directory goes too once its last version is gone: no empty leftovers.
@@ -64,13 +76,19 @@ def _remove_tree(path: Path) -> None:
 
 class FunctionService:
     def __init__(self, layout: Layout, resolver: Optional[EnvironmentResolver] = None,
-                 start_timeout: float = DEFAULT_START_TIMEOUT):
+                 start_timeout: float = DEFAULT_START_TIMEOUT, *, settings: Optional[ServingSettings] = None,
+                 admin_token: str = "", upstream: str = "", signing_key: Optional[bytes] = None):
         self.layout = layout
         self.store = Store(layout.db)
         self.resolver = resolver or SharedInterpreter()
         self.start_timeout = start_timeout
+        self.settings = settings or ServingSettings()
+        self.admin_token = admin_token  # also accepted as an invocation key (the owner may call anything)
+        self.upstream = upstream  # this server's URL, for workers that receive handed-off connections
+        self.signing_key = signing_key  # bundles' manifest signatures are checked with it (None: not checked)
         self.client: Optional[httpx.AsyncClient] = None
-        self.workers: dict = {}
+        self.workers: dict = {}  # name -> WorkerPool of the live version
+        self.counters: dict = {"publishes": 0, "worker_restarts": 0}
         self._publish_locks = collections.defaultdict(asyncio.Lock)
         self._worker_locks = collections.defaultdict(asyncio.Lock)
         self._restore_task: Optional[asyncio.Task] = None
@@ -79,9 +97,9 @@ class FunctionService:
 
     async def open(self) -> None:
         # One pooled client for health checks, smoke tests and proxying; function calls may be
-        # slow, so reads get a long timeout while connecting to a local worker must be quick.
+        # slow, so reads get the request timeout while connecting to a local worker must be quick.
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(300.0, connect=5.0),
+            timeout=httpx.Timeout(self.settings.request_timeout + 5.0, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self._recover()
@@ -93,7 +111,7 @@ class FunctionService:
         if self._restore_task is not None:
             self._restore_task.cancel()
             await asyncio.gather(self._restore_task, return_exceptions=True)
-        await asyncio.gather(*(worker.stop() for worker in self.workers.values()), return_exceptions=True)
+        await asyncio.gather(*(pool.stop() for pool in self.workers.values()), return_exceptions=True)
         self.workers.clear()
         if self.client is not None:
             await self.client.aclose()
@@ -112,72 +130,118 @@ class FunctionService:
         known = {Path(path).parent for path in self.store.known_bundle_dirs()}
         for function_dir in self.layout.functions.iterdir():
             for version_dir in function_dir.iterdir() if function_dir.is_dir() else ():
-                if _VERSION_DIR.match(version_dir.name) and version_dir not in known:
+                if not _VERSION_DIR.match(version_dir.name):
+                    continue
+                if version_dir in known:
+                    reap_orphan(version_dir)  # a worker of any version the dead server ran (a rollback's)
+                else:
                     _remove_tree(version_dir)
-        for row in self.store.live_versions():
-            reap_orphan(Path(row["bundle_dir"]).parent)
 
     async def _restore(self) -> None:
         for row in self.store.live_versions():
             try:
-                await self.ensure_worker(row["name"])
+                await self._pool_for_live(row["name"])
             except (Rejected, WorkerStartError) as exc:
                 log.error("could not restart %s v%s: %s", row["name"], row["version"], exc)
 
+    # -- keys --------------------------------------------------------------------------------------
+
+    def _function_key(self, name: str) -> str:
+        """The function's invocation key: the stored one, or a new one (first publish, or a
+        function published before keys existed, which gets its key now)."""
+        function = self.store.function(name)
+        if function is not None and function["key"]:
+            return function["key"]
+        key = secrets.token_urlsafe(32)
+        if function is not None:
+            self.store.set_key(name, key)
+        return key
+
+    def _accepted_keys(self, key: str, public: bool) -> tuple:
+        """sha256 of the bearer keys a worker accepts (contract item 5); empty means public."""
+        if public:
+            return ()
+        return tuple(sha256_hex(k) for k in (key, self.admin_token) if k)
+
     # -- workers ---------------------------------------------------------------------------------
 
-    async def ensure_worker(self, name: str) -> Worker:
-        """The live version's running worker, (re)started if it is not running."""
+    async def _new_pool(self, name: str, version: int, version_dir: Path, environment, keys: tuple) -> WorkerPool:
+        features = await asyncio.to_thread(probe_runtime, environment, version_dir / "bundle")
+        launch = Launch(name=name, version=version, version_dir=version_dir, environment=environment,
+                        settings=self.settings, features=features, keys_sha256=keys, upstream=self.upstream)
+        return WorkerPool(launch, self.client, self.start_timeout, self.counters)
+
+    async def _pool_for_live(self, name: str) -> WorkerPool:
+        """The live version's pool, created (and left to start itself, supervised) if there is none."""
         async with self._worker_locks[name]:
-            worker = self.workers.get(name)
-            if worker is not None and worker.alive():
-                return worker
+            pool = self.workers.get(name)
+            if pool is not None:
+                return pool
             live = self.store.live_version(name)
             if live is None:
                 raise not_found(name)
-            if worker is not None:
-                log.warning("worker for %s v%s died; restarting it", name, worker.version)
-                await worker.stop()
+            function = self.store.function(name) or {"public": False}
             version_dir = Path(live["bundle_dir"]).parent
-            environment = await asyncio.to_thread(self.resolver.prepare, live["manifest"], version_dir)
-            worker = await start_worker(name, live["version"], version_dir, environment, self.client,
-                                        self.start_timeout)
-            self.workers[name] = worker
-            return worker
+            try:
+                environment = await asyncio.to_thread(self.resolver.prepare, live["manifest"], version_dir)
+            except EnvironmentMismatch as exc:
+                raise WorkerStartError(exc.message, "") from exc
+            keys = self._accepted_keys(self._function_key(name), function["public"])
+            pool = await self._new_pool(name, live["version"], version_dir, environment, keys)
+            self.workers[name] = pool
+            pool.supervise()
+            return pool
+
+    async def ensure_worker(self, name: str) -> WorkerPool:
+        """The live version's pool with at least one running process; WorkerStartError if none comes up."""
+        pool = self.workers.get(name)
+        if pool is None or not pool.alive():
+            pool = await self._pool_for_live(name)
+            if not await pool.wait_alive(self.start_timeout):
+                raise WorkerStartError(
+                    f"no worker of {name} v{pool.version} is running; it is being restarted after crashing",
+                    pool.log_tail(),
+                )
+        return pool
 
     # -- publishing ------------------------------------------------------------------------------
 
-    async def publish(self, name: str, archive: Path, new_version: bool, base_url: str) -> dict:
+    async def publish(self, name: str, archive: Path, new_version: bool, base_url: str, public: bool = False) -> dict:
         check_name(name)
         async with self._publish_locks[name]:
             if self.store.function_exists(name) and not new_version:
                 raise self.name_taken(name)
+            key = self._function_key(name)
             version = self.store.add_staging(name, lambda v: self.layout.version_dir(name, v) / "bundle")
             version_dir = self.layout.version_dir(name, version)
-            worker = None
+            pool = None
             try:
                 shutil.rmtree(version_dir, ignore_errors=True)  # a leftover with our number is stale
                 version_dir.mkdir(parents=True, mode=0o700)
-                worker, smoke = await self._stage(name, version, version_dir, archive)
+                pool, smoke = await self._stage(name, version, version_dir, archive,
+                                                keys_sha256=self._accepted_keys(key, public))
                 async with self._worker_locks[name]:
-                    self.store.promote(name, version)
+                    self.store.promote(name, version, key=key, public=public)
                     previous = self.workers.get(name)
-                    self.workers[name] = worker
+                    self.workers[name] = pool
             except BaseException:
-                # Nothing of the failed version may remain: its worker, its files, its row.
-                if worker is not None:
-                    await worker.stop()
+                # Nothing of the failed version may remain: its workers, its files, its row.
+                if pool is not None:
+                    await pool.stop()
                 _remove_tree(version_dir)
                 self.store.remove_version(name, version)
                 raise
             if previous is not None:
                 await previous.stop()
+            self.counters["publishes"] += 1
         return {
             "name": name,
             "version": version,
             "url": f"{base_url}/functions/{name}",
             "bundle_dir": str(version_dir / "bundle"),
             "smoke_test": smoke,
+            "key": None if public else key,
+            "public": public,
         }
 
     def name_taken(self, name: str) -> Rejected:
@@ -189,39 +253,43 @@ class FunctionService:
             name=name,
         )
 
-    async def _stage(self, name: str, version: int, version_dir: Path, archive: Path):
-        """Unpack, verify, start and smoke-test a version; return its worker and the test outcome."""
+    async def _stage(self, name: str, version: int, version_dir: Path, archive: Path, *, keys_sha256: tuple = ()):
+        """Unpack, verify, start and smoke-test a version; return its worker pool and the test outcome."""
         try:
-            # unpack_bundle checks every file's sha256 before anything could be unpickled.
-            bundle = await asyncio.to_thread(unpack_bundle, archive, version_dir / "bundle")
+            # With the key, unpack_bundle checks the signature, then each file's sha256 as it streams
+            # in: nothing unverified reaches the version directory, nothing is unpickled here at all.
+            bundle = await asyncio.to_thread(unpack_bundle, archive, version_dir / "bundle", key=self.signing_key)
         except PublishError as exc:
-            raise Rejected(400, exc.code, exc.message, exc.hint) from exc
+            raise Rejected(400, exc.code, exc.message, exc.hint, **exc.details) from exc
         manifest = bundle.manifest
         self.store.set_manifest(name, version, manifest)
         try:
             environment = await asyncio.to_thread(self.resolver.prepare, manifest, version_dir)
         except EnvironmentMismatch as exc:
             raise Rejected(400, "target_error", exc.message, exc.hint) from exc
+        pool = await self._new_pool(name, version, version_dir, environment, keys_sha256)
         try:
-            worker = await start_worker(name, version, version_dir, environment, self.client, self.start_timeout)
+            await pool.start()
         except WorkerStartError as exc:
             raise Rejected(422, "smoke_test_failed", exc.message, _SMOKE_HINT, log=exc.log) from exc
         try:
-            smoke = await self._smoke_test(worker, manifest)
+            smoke = await self._smoke_test(pool, manifest)
         except BaseException:
-            await worker.stop()
+            await pool.stop()
             raise
-        return worker, smoke
+        return pool, smoke
 
-    async def _smoke_test(self, worker: Worker, manifest: dict) -> str:
+    async def _smoke_test(self, pool: WorkerPool, manifest: dict) -> str:
         """Call the new worker with the manifest's sample; its answer must match the notebook's."""
         sample = manifest.get("sample")
         if sample is None:
             return "skipped"
+        # The admin token is one of the keys every keyed worker accepts.
+        headers = {"authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
         try:
-            response = await self.client.post(worker.url + "/", json=sample, timeout=SMOKE_TEST_TIMEOUT)
+            response = await self.client.post(pool.url + "/", json=sample, headers=headers, timeout=SMOKE_TEST_TIMEOUT)
         except httpx.HTTPError as exc:
-            raise self._smoke_failure(worker, f"the sample request to the new version failed: {exc!r}") from exc
+            raise self._smoke_failure(pool, f"the sample request to the new version failed: {exc!r}") from exc
         try:
             answer = response.json()
         except ValueError:
@@ -229,19 +297,75 @@ class FunctionService:
         if response.status_code != 200:
             detail = answer.get("message") if isinstance(answer, dict) else answer
             raise self._smoke_failure(
-                worker, f"the new version answered the sample input {json.dumps(sample)} with HTTP "
+                pool, f"the new version answered the sample input {json.dumps(sample)} with HTTP "
                 f"{response.status_code}: {detail}"
             )
         if "sample_output" in manifest and answer != manifest["sample_output"]:
             raise self._smoke_failure(
-                worker, f"the new version answered the sample input {json.dumps(sample)} with "
+                pool, f"the new version answered the sample input {json.dumps(sample)} with "
                 f"{json.dumps(answer)[:500]}, but the notebook computed {json.dumps(manifest['sample_output'])[:500]}"
             )
         return "passed"
 
     @staticmethod
-    def _smoke_failure(worker: Worker, message: str) -> Rejected:
-        return Rejected(422, "smoke_test_failed", message, _SMOKE_HINT, log=worker.log_tail())
+    def _smoke_failure(pool: WorkerPool, message: str) -> Rejected:
+        return Rejected(422, "smoke_test_failed", message, _SMOKE_HINT, log=pool.log_tail())
+
+    # -- rollback --------------------------------------------------------------------------------
+
+    async def rollback(self, name: str, to: Optional[int], base_url: str) -> dict:
+        """Make an earlier version live again: start it, health-check it, switch, stop the current one."""
+        async with self._publish_locks[name]:
+            function = self.store.function(name)
+            if function is None:
+                raise not_found(name)
+            live = self.store.live_version(name)
+            target = self._rollback_target(name, to, live)
+            version_dir = Path(target["bundle_dir"]).parent
+            keys = self._accepted_keys(self._function_key(name), function["public"])
+            try:
+                environment = await asyncio.to_thread(self.resolver.prepare, target["manifest"], version_dir)
+                pool = await self._new_pool(name, target["version"], version_dir, environment, keys)
+                await pool.start()
+            except EnvironmentMismatch as exc:
+                raise Rejected(409, "target_error", f"cannot roll {name} back to v{target['version']}: {exc.message}",
+                               exc.hint) from exc
+            except WorkerStartError as exc:
+                raise Rejected(
+                    409, "target_error", f"cannot roll {name} back to v{target['version']}: {exc.message}",
+                    f"v{live['version'] if live else '-'} is still serving; see the log below", log=exc.log,
+                ) from exc
+            try:
+                async with self._worker_locks[name]:
+                    previous_version = self.store.roll_back(name, target["version"])
+                    previous = self.workers.get(name)
+                    self.workers[name] = pool
+            except BaseException:
+                await pool.stop()
+                raise
+            if previous is not None:
+                await previous.stop()
+        log.info("rolled %s back from v%s to v%s", name, previous_version, target["version"])
+        return {"name": name, "version": target["version"], "previous_version": previous_version,
+                "url": f"{base_url}/functions/{name}"}
+
+    def _rollback_target(self, name: str, to: Optional[int], live: Optional[dict]) -> dict:
+        if to is None:
+            target = self.store.previously_live(name)
+            if target is None:
+                raise Rejected(409, "target_error", f"{name} has no earlier version to roll back to",
+                               f"`jupyter publish show {name}` lists its versions")
+            return target
+        target = self.store.version(name, to)
+        if target is None:
+            raise Rejected(404, "not_found", f"{name} has no version {to}",
+                           f"`jupyter publish show {name}` lists its versions")
+        if target["status"] == "live":
+            raise Rejected(409, "target_error", f"v{to} of {name} is already live", "nothing to do")
+        if target["status"] != "retired":
+            raise Rejected(409, "target_error", f"v{to} of {name} is {target['status']} and cannot go live",
+                           "roll back to a version that was live before, or publish a fixed version")
+        return target
 
     # -- reading and deleting --------------------------------------------------------------------
 
@@ -253,19 +377,27 @@ class FunctionService:
                 "name": function["name"],
                 "created": function["created"],
                 "live_version": live["version"] if live else None,
+                "public": function["public"],
                 "url": f"{base_url}/functions/{function['name']}",
             })
         return out
 
     def describe(self, name: str, base_url: str) -> dict:
         versions = self.store.versions(name)
-        if not self.store.function_exists(name):
+        function = self.store.function(name)
+        if function is None:
             raise not_found(name)
         live = next((v for v in versions if v["status"] == "live"), None)
+        pool = self.workers.get(name)
         return {
             "name": name,
             "url": f"{base_url}/functions/{name}",
+            "version": live["version"] if live else None,
             "live_version": live["version"] if live else None,
+            "public": function["public"],
+            "key": None if function["public"] else self._function_key(name),
+            "processes": len(pool.running()) if pool is not None else 0,
+            "restarts": pool.restarts if pool is not None else 0,
             "versions": [
                 {key: v[key] for key in ("version", "status", "created")} | {"function": v["manifest"].get("function")}
                 for v in versions
@@ -287,15 +419,31 @@ class FunctionService:
             "usage": "POST a JSON array (positional arguments) or object (keyword arguments)",
         }
 
+    def logs(self, name: str, version: Optional[int], lines: int) -> dict:
+        """The last ``lines`` lines of a version's worker.log (default: the live version)."""
+        if not self.store.function_exists(name):
+            raise not_found(name)
+        if not 1 <= lines <= MAX_LOG_LINES:
+            raise Rejected(400, "bad_request", f"lines must be between 1 and {MAX_LOG_LINES}, not {lines}")
+        if version is None:
+            row = self.store.live_version(name) or (self.store.versions(name) or [None])[-1]
+        else:
+            row = self.store.version(name, version)
+        if row is None:
+            raise Rejected(404, "not_found", f"{name} has no version {version}",
+                           f"`jupyter publish show {name}` lists its versions")
+        log_path = Path(row["bundle_dir"]).parent / "worker.log"
+        return {"name": name, "version": row["version"], "lines": lines, "log": tail(log_path, lines)}
+
     async def delete(self, name: str) -> None:
         async with self._publish_locks[name]:
             if not self.store.function_exists(name):
                 raise not_found(name)
             async with self._worker_locks[name]:
-                worker = self.workers.pop(name, None)
+                pool = self.workers.pop(name, None)
                 self.store.delete_function(name)
-            if worker is not None:
-                await worker.stop()
+            if pool is not None:
+                await pool.stop()
             shutil.rmtree(self.layout.function_dir(name), ignore_errors=True)
 
 

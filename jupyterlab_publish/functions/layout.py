@@ -7,7 +7,8 @@
 <state>/last_port                     the port to try first next time, so URLs survive restarts
 <state>/uploads/                      bundle archives being received
 <state>/functions/<name>/v<N>/bundle/ the unpacked, verified bundle a worker serves
-<state>/functions/<name>/v<N>/worker.log, worker.pid
+<state>/functions/<name>/v<N>/worker.log   output of the version's worker processes (appended)
+<state>/functions/<name>/v<N>/worker.pid, worker-<i>.pid   one per running process
 ```
 """
 

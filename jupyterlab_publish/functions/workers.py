@@ -1,13 +1,28 @@
-"""Worker processes: one per live version, each running the bundle's own ``service.py``.
+"""Worker processes: each live version runs in ``processes`` copies of the bundle's own ``service.py``.
 
 The function never runs inside the server (or the kernel): a crash, a leak or a blocking call in
-user code takes down only its worker, which the server restarts on the next request.
+user code takes down only its worker. A ``WorkerPool`` per live version starts its processes,
+watches them (exit, or /healthz silent for ``health_timeout``) and restarts each one with
+exponential backoff, independently of every other pool.
+
+What the server's front door (``front.py``) and ``/metrics`` use, through ``FunctionService.workers``
+(name -> the live version's ``WorkerPool``):
+
+- ``pool.next_handoff_socket()``: the control socket of the next alive worker that accepts
+  connections (round robin), or None (then the server proxies);
+- ``pool.next_worker()`` / ``pool.url``: a worker to proxy to / the first one's URL;
+- ``pool.worker_urls()``: every alive process, for scraping ``/stats``;
+- ``pool.alive()``, ``await pool.stop()``, ``pool.restarts``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,10 +34,31 @@ from typing import Optional
 import httpx
 
 from .environment import WorkerEnvironment
+from .settings import ServingSettings
 
-WORKER_HOST = "127.0.0.1"  # workers are reached only through the server's proxy
+log = logging.getLogger("jupyterlab_publish.functions")
+
+WORKER_HOST = "127.0.0.1"  # workers are reached only through the server (proxy or handoff)
 DEFAULT_START_TIMEOUT = 30.0
 LOG_TAIL_LINES = 30
+KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"  # contract item 5: the worker checks invocation keys
+# The admin token stays out of user code's environment.
+_HIDDEN_ENV = ("JUPYTERLAB_PUBLISH_TOKEN",)
+
+# Supervision: crashed workers come back after 0.5 s, 1 s, 2 s ... at most 30 s apart; a process
+# that has served for a minute is healthy again and its next crash restarts it after 0.5 s.
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+HEALTHY_RESET = 60.0
+WATCH_INTERVAL = 0.25
+HEALTH_INTERVAL = 1.0
+# A request for a function whose workers are all down waits for a restart due within this long;
+# beyond it (a crash loop in backoff) it is answered 503 at once.
+WAIT_FOR_RESTART = 5.0
+
+# The flags of contract item 6. A bundle built before them has a service.py without them, so each
+# is passed only if that bundle's ``service.py --help`` lists it.
+_CONTRACT_FLAGS = ("--name", "--handoff-fd", "--upstream", "--timeout", "--concurrency", "--max-body")
 
 
 class WorkerStartError(Exception):
@@ -42,23 +78,100 @@ def free_port(host: str = WORKER_HOST) -> int:
         return probe.getsockname()[1]
 
 
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 8 * 1024 * 1024) -> str:
+    """The last ``lines`` lines of a text file, read from its end (a log can be large)."""
     try:
-        text = path.read_text("utf-8", errors="replace")
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            end = position = handle.tell()
+            data = b""
+            while position > 0 and data.count(b"\n") <= lines and end - position < max_bytes:
+                step = min(64 * 1024, position)
+                position -= step
+                handle.seek(position)
+                data = handle.read(step) + data
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:]) if lines > 0 else ""
+
+
+# -- what a bundle's runtime supports --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeFeatures:
+    flags: frozenset  # the contract flags its service.py accepts
+    checks_keys: bool  # it enforces KEYS_ENV itself; if not, the server's proxy checks the key
+
+
+_features_cache: dict = {}
+
+
+def probe_runtime(environment: WorkerEnvironment, bundle_dir: Path) -> RuntimeFeatures:
+    """Ask a bundle's service.py which flags it takes (``--help``). Blocking: call off the loop."""
+    # The runtime is service.py plus, in later bundles, its service_*.py helpers.
+    try:
+        sources = [path.read_bytes() for path in sorted(Path(bundle_dir).glob("service*.py"))]
+    except OSError:
+        sources = []
+    if not sources:
+        return RuntimeFeatures(frozenset(), False)
+    source = b"\0".join(sources)
+    cache_key = (environment.python, hashlib.sha256(source).hexdigest())
+    if cache_key in _features_cache:
+        return _features_cache[cache_key]
+    try:
+        # argparse answers --help whatever else the command line holds, so the worker's own command
+        # (whatever shape the environment gives it) is asked as is.
+        command = list(environment.command(bundle_dir, WORKER_HOST, 0)) + ["--help"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env=_worker_env(()), cwd=str(bundle_dir))
+        offered = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout)) if done.returncode == 0 else set()
+    except (OSError, subprocess.SubprocessError):
+        offered = set()
+    features = RuntimeFeatures(frozenset(f for f in _CONTRACT_FLAGS if f in offered), KEYS_ENV.encode() in source)
+    _features_cache[cache_key] = features
+    return features
+
+
+def _worker_env(keys_sha256) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_ENV}
+    env[KEYS_ENV] = ",".join(keys_sha256)
+    return env
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Everything needed to start one process of a version; shared by the processes of a pool."""
+
+    name: str
+    version: int
+    version_dir: Path
+    environment: WorkerEnvironment
+    settings: ServingSettings
+    features: RuntimeFeatures
+    keys_sha256: tuple = ()  # empty: public
+    upstream: str = ""  # the server's URL, where a handed-off connection's other requests go
+
+
+# -- one process -----------------------------------------------------------------------------------
 
 
 class Worker:
-    def __init__(self, name: str, version: int, version_dir: Path, environment: WorkerEnvironment):
-        self.name = name
-        self.version = version
-        self.version_dir = Path(version_dir)
+    def __init__(self, launch: Launch, index: int = 0):
+        self.launch = launch
+        self.index = index
+        self.name = launch.name
+        self.version = launch.version
+        self.version_dir = Path(launch.version_dir)
         self.bundle_dir = self.version_dir / "bundle"
-        self.environment = environment
         self.port: Optional[int] = None
         self.process: Optional[subprocess.Popen] = None
+        # Our end of the AF_UNIX pair over which the front passes accepted connections (contract 1).
+        self.handoff_socket: Optional[socket.socket] = None
+        self.handoff_ready = False  # set once its /healthz says it serves handed-off connections
+        self.started_at = 0.0
+        self.last_healthy = 0.0
 
     @property
     def url(self) -> str:
@@ -66,28 +179,70 @@ class Worker:
 
     @property
     def log_path(self) -> Path:
-        return self.version_dir / "worker.log"
+        return self.version_dir / "worker.log"  # shared by the version's processes (appends)
 
     @property
     def pid_path(self) -> Path:
-        return self.version_dir / "worker.pid"
+        return self.version_dir / ("worker.pid" if self.index == 0 else f"worker-{self.index}.pid")
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.process.pid if self.process is not None else None
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def _command(self, handoff_fd: Optional[int]) -> list:
+        launch, flags = self.launch, self.launch.features.flags
+        command = list(launch.environment.command(self.bundle_dir, WORKER_HOST, self.port))
+        wanted = [
+            ("--name", launch.name),
+            ("--handoff-fd", handoff_fd),
+            ("--upstream", launch.upstream or None),
+            ("--timeout", launch.settings.request_timeout),
+            ("--concurrency", launch.settings.concurrency),
+            ("--max-body", launch.settings.max_body),
+        ]
+        for flag, value in wanted:
+            if flag in flags and value is not None:
+                command += [flag, str(value)]
+        return command
+
     def spawn(self) -> None:
         self.port = free_port()
-        command = self.environment.command(self.bundle_dir, WORKER_HOST, self.port)
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.version_dir)
-            )
+        child = None
+        if "--handoff-fd" in self.launch.features.flags and hasattr(socket, "send_fds"):
+            self.handoff_socket, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.handoff_socket.setblocking(False)  # the front must never wait on a busy worker
+        try:
+            command = self._command(child.fileno() if child is not None else None)
+            with open(self.log_path, "ab") as log_file:
+                log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}"
+                               f" (process {self.index + 1} of {self.launch.settings.processes})\n".encode())
+                log_file.flush()
+                self.process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    cwd=str(self.version_dir), env=_worker_env(self.launch.keys_sha256),
+                    pass_fds=(child.fileno(),) if child is not None else (),
+                )
+        except BaseException:
+            self._close_handoff()
+            raise
+        finally:
+            if child is not None:
+                child.close()  # the worker holds its own copy
+        self.started_at = time.monotonic()
         # Recorded so a server that was killed hard can stop its orphans on the next start.
         self.pid_path.write_text(str(self.process.pid), "utf-8")
 
+    def _close_handoff(self) -> None:
+        self.handoff_ready = False
+        if self.handoff_socket is not None:
+            self.handoff_socket.close()
+            self.handoff_socket = None
+
     def stop_blocking(self, timeout: float = 5.0) -> None:
+        self._close_handoff()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -103,8 +258,16 @@ class Worker:
     async def stop(self, timeout: float = 5.0) -> None:
         await asyncio.to_thread(self.stop_blocking, timeout)
 
-    def log_tail(self) -> str:
-        return tail(self.log_path)
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return tail(self.log_path, lines)
+
+    def note(self, message: str) -> None:
+        """A line in worker.log from the server (why it restarted the worker), next to its output."""
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as log_file:
+                log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        except OSError:
+            pass
 
 
 async def _wait_healthy(worker: Worker, client: httpx.AsyncClient, timeout: float) -> None:
@@ -119,6 +282,13 @@ async def _wait_healthy(worker: Worker, client: httpx.AsyncClient, timeout: floa
         try:
             response = await client.get(worker.url + "/healthz", timeout=2.0)
             if response.status_code == 200:
+                try:
+                    health = response.json()
+                except ValueError:
+                    health = {}
+                worker.handoff_ready = (worker.handoff_socket is not None and isinstance(health, dict)
+                                        and health.get("handoff") is True)
+                worker.last_healthy = time.monotonic()
                 return
         except httpx.TransportError:
             pass  # not listening yet
@@ -130,13 +300,11 @@ async def _wait_healthy(worker: Worker, client: httpx.AsyncClient, timeout: floa
     )
 
 
-async def start_worker(
-    name: str, version: int, version_dir: Path, environment: WorkerEnvironment, client: httpx.AsyncClient,
-    timeout: float = DEFAULT_START_TIMEOUT,
-) -> Worker:
-    """Start a worker and return it once it answers /healthz; raise WorkerStartError otherwise."""
+async def start_worker(launch: Launch, client: httpx.AsyncClient, timeout: float = DEFAULT_START_TIMEOUT,
+                       index: int = 0) -> Worker:
+    """Start one process and return it once it answers /healthz; raise WorkerStartError otherwise."""
     for attempt in range(3):
-        worker = Worker(name, version, version_dir, environment)
+        worker = Worker(launch, index)
         worker.spawn()
         try:
             await _wait_healthy(worker, client, timeout)
@@ -146,7 +314,236 @@ async def start_worker(
             if not lost_port_race or attempt == 2:
                 await worker.stop()
                 raise
+        except BaseException:  # cancelled (the pool is stopping): leave no process behind
+            await asyncio.shield(worker.stop(timeout=1.0))
+            raise
     raise AssertionError("unreachable")
+
+
+# -- the processes of one live version -------------------------------------------------------------
+
+
+def backoff(crashes: int) -> float:
+    """Seconds before restarting a process that has crashed ``crashes`` times in a row (>= 1)."""
+    return min(BACKOFF_FIRST * 2 ** max(crashes - 1, 0), BACKOFF_MAX)
+
+
+@dataclasses.dataclass(eq=False)
+class _Slot:
+    index: int
+    worker: Optional[Worker] = None
+    crashes: int = 0  # in a row; reset after HEALTHY_RESET seconds of service
+    restart_at: float = 0.0
+    restarting: Optional[asyncio.Task] = None
+    probing: Optional[asyncio.Task] = None
+
+
+class WorkerPool:
+    """The ``processes`` workers of one live version, supervised. See the module doc for its API."""
+
+    def __init__(self, launch: Launch, client: httpx.AsyncClient, start_timeout: float = DEFAULT_START_TIMEOUT,
+                 counters: Optional[dict] = None):
+        self.launch = launch
+        self.client = client
+        self.start_timeout = start_timeout
+        self.counters = counters if counters is not None else {}
+        self.slots = [_Slot(i) for i in range(launch.settings.processes)]
+        self.restarts = 0
+        self.closed = False
+        self._next = 0
+        self._watching: Optional[asyncio.Task] = None
+        self._changed = asyncio.Event()  # set whenever a process comes up
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    @property
+    def version(self) -> int:
+        return self.launch.version
+
+    @property
+    def version_dir(self) -> Path:
+        return Path(self.launch.version_dir)
+
+    @property
+    def checks_keys(self) -> bool:
+        return self.launch.features.checks_keys
+
+    # -- what callers read -----------------------------------------------------------------------
+
+    def running(self) -> list:
+        return [slot.worker for slot in self.slots if slot.worker is not None and slot.worker.alive()]
+
+    def alive(self) -> bool:
+        return bool(self.running())
+
+    def worker_urls(self) -> list:
+        return [worker.url for worker in self.running()]
+
+    def pids(self) -> list:
+        return [worker.pid for worker in self.running()]
+
+    @property
+    def url(self) -> str:
+        running = self.running()
+        if not running:
+            raise WorkerStartError(f"no worker of {self.name} v{self.version} is running", self.log_tail())
+        return running[0].url
+
+    def _round_robin(self, candidates: list):
+        if not candidates:
+            return None
+        self._next = (self._next + 1) % len(candidates)
+        return candidates[self._next]
+
+    def next_worker(self) -> Optional[Worker]:
+        return self._round_robin(self.running())
+
+    def next_handoff_socket(self) -> Optional[socket.socket]:
+        worker = self._round_robin([w for w in self.running() if w.handoff_ready and w.handoff_socket is not None])
+        return worker.handoff_socket if worker is not None else None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return tail(self.version_dir / "worker.log", lines)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every process (raise WorkerStartError, leaving none, if one fails), then supervise."""
+        started = await asyncio.gather(
+            *(start_worker(self.launch, self.client, self.start_timeout, slot.index) for slot in self.slots),
+            return_exceptions=True,
+        )
+        failures = [result for result in started if isinstance(result, BaseException)]
+        if failures:
+            await asyncio.gather(*(w.stop() for w in started if isinstance(w, Worker)))
+            raise failures[0]
+        for slot, worker in zip(self.slots, started):
+            slot.worker = worker
+        self.supervise()
+
+    def supervise(self) -> None:
+        """Watch the processes from now on; slots without one are started (used after a server restart)."""
+        if self._watching is None and not self.closed:
+            self._watching = asyncio.create_task(self._watch(), name=f"watch {self.name} v{self.version}")
+
+    async def wait_alive(self, timeout: float) -> bool:
+        """True once a process runs; False after ``timeout`` or at once if every restart is far off."""
+        deadline = time.monotonic() + timeout
+        while not self.alive():
+            if self.closed:
+                return False
+            self._check_slots()  # notice a death now rather than at the next tick
+            now = time.monotonic()
+            due = min(slot.restart_at for slot in self.slots)
+            if due - now > WAIT_FOR_RESTART or now >= deadline:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(deadline - now, WATCH_INTERVAL * 4))
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def stop(self) -> None:
+        self.closed = True
+        tasks = [self._watching] + [t for s in self.slots for t in (s.restarting, s.probing)]
+        tasks = [task for task in tasks if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(slot.worker.stop() for slot in self.slots if slot.worker is not None),
+                             return_exceptions=True)
+
+    def report_unreachable(self, worker: Worker) -> None:
+        """The proxy could not connect to ``worker``: treat it as crashed (kill it, restart it)."""
+        for slot in self.slots:
+            if slot.worker is worker and slot.restarting is None:
+                self._restart(slot, "refused a connection", kill=True)
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while not self.closed:
+            try:
+                self._check_slots()
+            except Exception:  # supervision must outlive any surprise in one round
+                log.exception("supervising %s v%s failed", self.name, self.version)
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    def _check_slots(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            worker = slot.worker
+            if slot.restarting is not None or self.closed:
+                continue
+            if worker is None:
+                self._restart(slot, "not running")
+            elif not worker.alive():
+                self._restart(slot, f"exited with status {worker.process.returncode}")
+            elif now - worker.last_healthy > self.launch.settings.health_timeout:
+                self._restart(slot, f"has not answered /healthz for {self.launch.settings.health_timeout:g} s",
+                              kill=True)
+            else:
+                if slot.crashes and now - worker.started_at >= HEALTHY_RESET:
+                    slot.crashes = 0
+                if slot.probing is None and now - worker.last_healthy >= HEALTH_INTERVAL:
+                    slot.probing = asyncio.create_task(self._probe(slot, worker))
+
+    async def _probe(self, slot: _Slot, worker: Worker) -> None:
+        try:
+            response = await self.client.get(
+                worker.url + "/healthz", timeout=min(5.0, self.launch.settings.health_timeout))
+            if response.status_code == 200:
+                worker.last_healthy = time.monotonic()
+        except httpx.HTTPError:
+            pass  # counted by last_healthy not advancing
+        finally:
+            slot.probing = None
+
+    def _restart(self, slot: _Slot, why: str, kill: bool = False) -> None:
+        old = slot.worker
+        if old is not None:
+            slot.crashes += 1
+            delay = backoff(slot.crashes)
+            message = f"process {slot.index + 1} {why}; restarting it in {delay:g} s"
+            log.warning("worker for %s v%s (pid %s) %s", self.name, self.version, old.pid, message)
+            old.note(message)
+            old._close_handoff()  # the front must stop handing it connections at once
+            if kill and old.alive():
+                old.process.kill()  # it may be stuck where SIGTERM is never handled
+        else:
+            delay = backoff(slot.crashes) if slot.crashes else 0.0  # a first start does not wait
+        slot.restart_at = time.monotonic() + delay
+        slot.restarting = asyncio.create_task(self._restart_slot(slot, old, delay))
+
+    async def _restart_slot(self, slot: _Slot, old: Optional[Worker], delay: float) -> None:
+        try:
+            if old is not None:
+                await old.stop(timeout=2.0)  # reaps it and removes its pid file
+            while not self.closed:
+                await asyncio.sleep(max(0.0, slot.restart_at - time.monotonic()))
+                try:
+                    worker = await start_worker(self.launch, self.client, self.start_timeout, slot.index)
+                except WorkerStartError as exc:
+                    slot.crashes += 1
+                    slot.restart_at = time.monotonic() + backoff(slot.crashes)
+                    log.error("could not restart %s v%s: %s", self.name, self.version, exc.message)
+                    continue
+                except OSError as exc:  # e.g. the interpreter vanished: keep trying, slowly
+                    slot.crashes += 1
+                    slot.restart_at = time.monotonic() + backoff(slot.crashes)
+                    log.error("could not restart %s v%s: %s", self.name, self.version, exc)
+                    continue
+                slot.worker = worker
+                if old is not None:
+                    self.restarts += 1
+                    self.counters["worker_restarts"] = self.counters.get("worker_restarts", 0) + 1
+                self._changed.set()
+                return
+        finally:
+            slot.restarting = None
 
 
 def _command_line(pid: int) -> str:
@@ -165,22 +562,22 @@ def _command_line(pid: int) -> str:
 
 
 def reap_orphan(version_dir: Path) -> None:
-    """Stop a worker left running by a server that died without cleaning up.
+    """Stop the workers left running by a server that died without cleaning up.
 
-    The pid is trusted only if that process still runs this version's service.py, so a pid the OS
+    A pid is trusted only if that process still runs this version's service.py, so a pid the OS
     has since given to an unrelated process is left alone.
     """
-    pid_path = Path(version_dir) / "worker.pid"
-    try:
-        pid = int(pid_path.read_text("utf-8").strip())
-    except (OSError, ValueError):
-        return
-    if sys.platform != "win32" and str(Path(version_dir) / "bundle" / "service.py") in _command_line(pid):
+    for pid_path in Path(version_dir).glob("worker*.pid"):
         try:
-            os.kill(pid, signal.SIGTERM)
+            pid = int(pid_path.read_text("utf-8").strip())
+        except (OSError, ValueError):
+            continue
+        if sys.platform != "win32" and str(Path(version_dir) / "bundle" / "service.py") in _command_line(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)  # it may be stuck; its state is the bundle, nothing to flush
+            except OSError:
+                pass
+        try:
+            pid_path.unlink()
         except OSError:
             pass
-    try:
-        pid_path.unlink()
-    except OSError:
-        pass

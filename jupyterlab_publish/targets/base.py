@@ -60,6 +60,9 @@ class Target(abc.ABC):
     """A place a bundle can be pushed to. Found by ``kind`` through the registry."""
 
     kind: str = ""
+    # True if deployments on this target need a key to be called; its ``push`` then takes
+    # ``public: bool`` (keyless when True) and fills ``Deployment.key``.
+    has_keys: bool = False
     # Shown in the UI's target picker next to an example of the spec the user types.
     label: str = ""
     spec_example: str = ""
@@ -81,3 +84,12 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict:
         """``{"kind", "label", "spec"}`` of this configured target, for the UI."""
+
+
+def push_bundle(target: Target, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
+                public: bool = False) -> Deployment:
+    """``target.push``, with ``public`` for targets that have keys; on the others every deployment
+    is keyless already (a directory of bundles serves nothing), so there is nothing to pass."""
+    if getattr(target, "has_keys", False):
+        return target.push(bundle, progress, new_version=new_version, public=public)
+    return target.push(bundle, progress, new_version=new_version)

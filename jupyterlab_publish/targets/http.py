@@ -69,6 +69,7 @@ def _error_body(exc: urllib.error.HTTPError) -> dict:
 
 class FunctionServerTarget(Target):
     kind = "http"
+    has_keys = True
     label = "Function server (URL)"
     spec_example = "https://functions.example.org"
 
@@ -89,8 +90,12 @@ class FunctionServerTarget(Target):
 
     # -- admin API -------------------------------------------------------------------------------
 
-    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
+             public: bool = False) -> Deployment:
+        """Upload and go live. ``public=True`` lets anyone call the function without its key (each
+        publish says which it wants); the key, the same for every version, is in ``Deployment.key``."""
         from ..bundle import pack_bundle  # pulls in cloudpickle; load on use
+        from ..bundle.signature import key_from_token
 
         report = progress_or_noop(progress)
         name = check_name(bundle.manifest.get("name"))
@@ -100,10 +105,12 @@ class FunctionServerTarget(Target):
             self._refuse_taken_name(name)
         report("pushing", 0.0, "packing the bundle")
         with tempfile.TemporaryFile(suffix=".tar.gz") as archive:
-            pack_bundle(bundle, archive)
+            # Signed with the key derived from the admin token: the server refuses unsigned bundles.
+            pack_bundle(bundle, archive, signing_key=key_from_token(self.token) if self.token else None)
             size = archive.tell()
             archive.seek(0)
-            query = urllib.parse.urlencode({"new_version": "true" if new_version else "false"})
+            query = urllib.parse.urlencode({"new_version": "true" if new_version else "false",
+                                            "public": "true" if public else "false"})
             # The server answers only once the new version is live (or rejected), so what follows
             # the upload is reported as one stage.
             uploaded = lambda: report(  # noqa: E731
@@ -153,6 +160,23 @@ class FunctionServerTarget(Target):
         request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}", method="DELETE")
         return self._send(request, DEFAULT_TIMEOUT)
 
+    def rollback(self, name: str, to: Optional[int] = None) -> dict:
+        """Make version ``to`` (default: the one live before the current one) live again."""
+        query = "" if to is None else "?" + urllib.parse.urlencode({"to": int(to)})
+        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}/rollback{query}",
+                                         data=b"", method="POST")
+        # The server starts and health-checks the version before it answers.
+        return self._send(request, DEFAULT_PUSH_TIMEOUT)
+
+    def logs(self, name: str, version: Optional[int] = None, lines: int = 200) -> dict:
+        """``{"name", "version", "lines", "log"}``: the end of a version's worker log (default: live)."""
+        params = {"lines": int(lines)}
+        if version is not None:
+            params["version"] = int(version)
+        query = urllib.parse.urlencode(params)
+        return self._send(urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}/logs?{query}"),
+                          DEFAULT_TIMEOUT)
+
     # -- transport -------------------------------------------------------------------------------
 
     def _send(self, request: urllib.request.Request, timeout: float) -> dict:
@@ -198,7 +222,7 @@ class FunctionServerTarget(Target):
                 f"set {TOKEN_ENV} to the server's admin token (it is in the server's state directory, "
                 "file 'token'), or pass token=...",
             )
-        if exc.code == 409:
+        if exc.code == 409 and body.get("error", "name_taken") == "name_taken":
             return PublishError(
                 "name_taken",
                 message,
@@ -218,4 +242,7 @@ class FunctionServerTarget(Target):
         code = body.get("error")
         if code not in ERROR_CODES or code in ("internal",):
             code = "target_error"
-        return PublishError(code, message, body.get("hint", ""), {"status": exc.code})
+        details = {"status": exc.code}
+        if body.get("log"):
+            details["log"] = body["log"]  # a worker's log tail (a rollback that did not start)
+        return PublishError(code, message, body.get("hint", ""), details)

@@ -3,6 +3,11 @@
 The server is a separate, detached process (``python -m jupyterlab_publish.functions serve``) so
 published functions keep serving after the kernel stops, and so nothing runs inside the kernel.
 Kernels find it through ``<state_dir>/server.json`` and talk to it like any function server.
+
+Its lifetime is ``$JUPYTERLAB_PUBLISH_SERVER_LIFETIME`` (or ``LocalTarget(lifetime=...)``):
+``persistent`` (default) keeps it running after JupyterLab exits, so URLs stay up; ``session`` starts
+it with ``--exit-with-pid <the kernel's parent>``, the Jupyter server, so it stops when JupyterLab
+does. The setting applies when a kernel starts the server; a server already running is reused as is.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .http import FunctionServerTarget
 from .paths import SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
 
 SERVER_PYTHON_ENV = "JUPYTERLAB_PUBLISH_SERVER_PYTHON"
+LIFETIME_ENV = "JUPYTERLAB_PUBLISH_SERVER_LIFETIME"
+LIFETIMES = ("persistent", "session")
 DEFAULT_START_TIMEOUT = 30.0
 _LOG_TAIL_LINES = 20
 
@@ -97,13 +104,21 @@ def _detach_options() -> dict:
 
 class LocalTarget(Target):
     kind = "local"
+    has_keys = True
     label = "Local function server (this machine)"
     spec_example = "local"
 
-    def __init__(self, state_dir=None, *, python: Optional[str] = None, start_timeout: float = DEFAULT_START_TIMEOUT):
+    def __init__(self, state_dir=None, *, python: Optional[str] = None, start_timeout: float = DEFAULT_START_TIMEOUT,
+                 lifetime: Optional[str] = None):
         self.state_dir = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
         self.python = python or os.environ.get(SERVER_PYTHON_ENV) or sys.executable
         self.start_timeout = start_timeout
+        self.lifetime = (lifetime or os.environ.get(LIFETIME_ENV) or "persistent").strip().lower()
+        if self.lifetime not in LIFETIMES:
+            raise PublishError(
+                "unknown_target", f"{LIFETIME_ENV}={self.lifetime!r} is not a server lifetime",
+                "use 'persistent' (the server outlives JupyterLab, the default) or 'session' (it exits with it)",
+            )
 
     @classmethod
     def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "LocalTarget":
@@ -137,6 +152,9 @@ class LocalTarget(Target):
     def _start(self) -> dict:
         command = [self.python, "-m", "jupyterlab_publish.functions", "serve", "--port", "0",
                    "--state-dir", str(self.state_dir)]
+        if self.lifetime == "session":
+            # A kernel's parent is the Jupyter server that started it: end with JupyterLab.
+            command += ["--exit-with-pid", str(os.getppid())]
         # The log may hold the admin token (printed once on first start): keep it private.
         log_fd = os.open(str(self.log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -208,7 +226,8 @@ class LocalTarget(Target):
 
     # -- Target ----------------------------------------------------------------------------------
 
-    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
-        deployment = self.client(progress).push(bundle, progress, new_version=new_version)
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
+             public: bool = False) -> Deployment:
+        deployment = self.client(progress).push(bundle, progress, new_version=new_version, public=public)
         deployment.target = self.kind
         return deployment

@@ -27,8 +27,11 @@ def state_dir(tmp_path, monkeypatch):
         os.kill(json.loads(server.read_text())["pid"], signal.SIGTERM)
 
 
-def post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def post(url, body, key=None):
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -62,8 +65,11 @@ def test_publish_a_notebook_function_without_a_browser(state_dir):
     deployment = json.loads(done.stdout)
     assert (deployment["name"], deployment["version"]) == ("predictor", 1)
     assert "-d '[[0.5, 0.5]]'" in deployment["curl"]
-    assert post(deployment["url"], [[0.5, 0.5]]) == (200, notebook_answer([0.5, 0.5]))
-    assert post(deployment["url"], [[1, 2, 3]])[0] == 422
+    key = deployment["key"]
+    assert key and f"Authorization: Bearer {key}" in deployment["curl"]
+    assert post(deployment["url"], [[0.5, 0.5]])[0] == 401  # not published --public
+    assert post(deployment["url"], [[0.5, 0.5]], key) == (200, notebook_answer([0.5, 0.5]))
+    assert post(deployment["url"], [[1, 2, 3]], key)[0] == 422
 
     taken = run_cli("notebook", str(EXAMPLE), "--function", "predictor")
     assert taken.returncode == 1 and "exists already" in taken.stderr
@@ -71,12 +77,13 @@ def test_publish_a_notebook_function_without_a_browser(state_dir):
     again = run_cli("notebook", str(EXAMPLE), "--function", "predictor", "--new-version", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["version"] == 2
-    status, body = post(deployment["url"], [[1, 2, 3]])  # version 2 has no validator
+    status, body = post(deployment["url"], [[1, 2, 3]], key)  # version 2 has no validator
     assert status == 500 and body["error"] == "function_error"
 
     listed = run_cli("list", "--json")
     assert [f["name"] for f in json.loads(listed.stdout)] == ["predictor"]
-    assert json.loads(run_cli("show", "predictor", "--json").stdout)["live_version"] == 2
+    shown = json.loads(run_cli("show", "predictor", "--json").stdout)
+    assert (shown["live_version"], shown["version"], shown["key"], shown["url"]) == (2, 2, key, deployment["url"])
 
 
 def test_an_unknown_function_is_a_clear_error(state_dir, capsys):

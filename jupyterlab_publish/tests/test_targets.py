@@ -13,6 +13,7 @@ import pytest
 from jupyterlab_publish.bundle import Bundle, build_bundle, read_bundle
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.targets import Deployment, available_targets, get_target
+from jupyterlab_publish.targets.base import push_bundle
 from jupyterlab_publish.targets.directory import DirectoryTarget
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
@@ -23,6 +24,12 @@ def make_function(src: str, name: str):
     ns = {"__name__": "__main__"}
     exec(textwrap.dedent(src), ns)
     return ns[name]
+
+
+@pytest.fixture(autouse=True)
+def private_jupyter_data_dir(tmp_path, monkeypatch):
+    # Directory targets sign with a per-user key kept in the Jupyter data directory: never the real one.
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
 
 
 @pytest.fixture
@@ -130,6 +137,12 @@ def test_deployment_curl_and_dict():
         "name": "add-one", "version": 2, "url": "http://127.0.0.1:8000/functions/add-one",
         "target": "local", "key": None, "bundle_path": None,
     }
+
+
+def test_public_is_passed_only_to_targets_with_keys(tmp_path, add_one_bundle):
+    # A directory target has no keys (its push takes no ``public``): every bundle it writes is keyless.
+    deployment = push_bundle(get_target(f"dir:{tmp_path / 'out'}"), add_one_bundle, None, public=True)
+    assert (deployment.version, deployment.key) == (1, None)
 
 
 # -- DirectoryTarget -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import * as React from 'react';
 
 import { IDeployment } from '../protocol';
 
-/** What a successful publish shows: the URL and a copyable curl command. */
+/** What a successful publish shows: the URL and a copyable curl command (with the key, if one is needed). */
 export class DeploymentResultBody extends ReactWidget {
   constructor(
     readonly deployment: IDeployment,
@@ -26,6 +26,14 @@ export class DeploymentResultBody extends ReactWidget {
           </a>
         </p>
         <p>{trans.__('Call it:')}</p>
+        {d.key && (
+          <p className="jp-PublishResult-key">
+            {trans.__(
+              'Callers need its key, sent as "Authorization: Bearer <key>" (included below). `jupyter publish show %1` shows it again.',
+              d.name
+            )}
+          </p>
+        )}
         <pre className="jp-PublishResult-curl">{d.curl}</pre>
         <button
           className="jp-Button jp-mod-styled jp-mod-accept jp-PublishResult-copy"

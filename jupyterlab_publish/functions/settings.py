@@ -1,0 +1,99 @@
+"""How the function server runs its workers: one set of settings, one set of command-line flags.
+
+``jupyter publish serve`` and ``python -m jupyterlab_publish.functions serve`` share
+``add_arguments``, and ``LocalTarget`` starts the latter, so every entry point takes the same flags.
+Importing this module is cheap (standard library only): a CLI's ``--help`` builds the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Optional
+
+from .environment import add_environment_arguments
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # the runtime's own default: README's 413 threshold
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingSettings:
+    request_timeout: float = 300.0  # seconds one invocation may take before it answers 504
+    max_body: int = DEFAULT_MAX_BODY  # largest invocation body, in bytes (413 beyond)
+    concurrency: Optional[int] = None  # calls one worker process runs at once in threads (None: the runtime's default)
+    processes: int = 1  # worker processes per live version
+    # A worker whose /healthz has not answered for this long is stuck (e.g. in a C call that holds
+    # the GIL) and is killed and restarted.
+    health_timeout: float = 30.0
+
+    def __post_init__(self):
+        for field, low in (("request_timeout", 0.001), ("max_body", 1), ("concurrency", 1), ("processes", 1),
+                           ("health_timeout", 0.5)):
+            if getattr(self, field) is not None and getattr(self, field) < low:
+                raise ValueError(f"{field.replace('_', '-')} must be at least {low}, not {getattr(self, field)}")
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` flags: where to listen, where state lives, how workers run."""
+    defaults = ServingSettings()
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="port to bind; 0 reuses the last port if free, else picks one (default: 0)")
+    parser.add_argument("--state-dir", default=None,
+                        help="where functions, versions and the admin token live "
+                             "(default: $JUPYTERLAB_PUBLISH_STATE_DIR or <jupyter data dir>/jupyterlab_publish/server)")
+    parser.add_argument("--request-timeout", type=_positive(float), default=defaults.request_timeout, metavar="S",
+                        help="seconds one invocation may run before it is answered 504 (default: %(default)s)")
+    parser.add_argument("--max-body", type=_positive(int), default=defaults.max_body, metavar="BYTES",
+                        help="largest invocation body; larger ones get 413 (default: %(default)s)")
+    parser.add_argument("--concurrency", type=_positive(int), default=defaults.concurrency, metavar="N",
+                        help="calls each worker process runs at once in threads, others wait "
+                             "(default: the worker runtime's own default)")
+    parser.add_argument("--processes", type=_positive(int), default=defaults.processes, metavar="N",
+                        help="worker processes per live version (default: %(default)s)")
+    parser.add_argument("--health-timeout", type=_positive(float), default=defaults.health_timeout, metavar="S",
+                        help="restart a worker whose /healthz has not answered for S seconds (default: %(default)s)")
+    parser.add_argument("--exit-with-pid", type=int, default=None, metavar="PID",
+                        help="stop serving when process PID exits (the local server uses it to end with JupyterLab)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_environment_arguments(parser)  # --environments uv|shared, --offline, --find-links DIR
+
+
+def from_arguments(options: argparse.Namespace) -> ServingSettings:
+    return ServingSettings(
+        request_timeout=options.request_timeout,
+        max_body=options.max_body,
+        concurrency=options.concurrency,
+        processes=options.processes,
+        health_timeout=options.health_timeout,
+    )
+
+
+def serve_from_arguments(options: argparse.Namespace) -> int:
+    from . import serve  # uvicorn and starlette load only when serving
+
+    try:
+        settings = from_arguments(options)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(options.host, options.port, options.state_dir, settings=settings,
+                 exit_with_pid=options.exit_with_pid, log_level=options.log_level,
+                 environments=options.environments, offline=options.offline, find_links=options.find_links)
+
+
+__all__ = ["DEFAULT_MAX_BODY", "ServingSettings", "add_arguments", "from_arguments", "serve_from_arguments"]
