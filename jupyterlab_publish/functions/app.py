@@ -1,9 +1,15 @@
 """HTTP face of the function server: the admin API (bearer token) and the public invocation routes.
 
-Admin:  POST   /api/functions/{name}/versions?new_version=true|false   body: bundle .tar.gz
+Admin:  POST   /api/functions/{name}/versions?new_version=true|false&public=true|false   body: bundle .tar.gz
         GET    /api/functions            GET /api/functions/{name}            DELETE /api/functions/{name}
-Public: POST   /functions/{name}         (proxied to the live version's worker)
-        GET    /functions/{name}         GET /functions/{name}/openapi.json   GET /healthz
+        POST   /api/functions/{name}/rollback?to=N          GET /api/functions/{name}/logs?version=N&lines=200
+Public: POST   /functions/{name}         (proxied to a worker of the live version, Authorization included)
+        GET    /functions/{name}         GET /functions/{name}/openapi.json   GET /functions/{name}/docs
+        GET    /healthz                  GET /metrics (Prometheus, gathered from the workers)
+
+Invocations handed off by the front door never reach this app; the ones that do are proxied, and
+the worker checks the key either way (contract item 5). Only a worker whose runtime predates keys
+gets its key checked here instead.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import contextlib
 import functools
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import httpx
 from starlette.applications import Starlette
@@ -21,16 +29,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import metrics
 from .auth import bearer_matches
-from .core import FunctionService, Rejected, check_name
-from .workers import WorkerStartError
+from .core import FunctionService, Rejected, check_name, sha256_hex
+from .workers import WorkerPool, WorkerStartError
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
 # Bundles carry pickled models, which can be large, but the disk is not unlimited.
 MAX_BUNDLE_BYTES = 2 * 1024**3
-# The worker enforces its own (smaller) limit; this one only bounds what the proxy buffers.
-MAX_CALL_BYTES = 64 * 1024**2
+DEFAULT_LOG_LINES = 200
 
 
 def _error(status: int, error: str, message: str, hint: str = "", **extra) -> JSONResponse:
@@ -40,6 +48,25 @@ def _error(status: int, error: str, message: str, hint: str = "", **extra) -> JS
 def _base_url(request: Request) -> str:
     # The address the client used to reach us is the one it can use to call the function.
     return str(request.base_url).rstrip("/")
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise Rejected(400, "bad_request", f"{name}={value!r} is not a boolean", f"write {name}=true or {name}=false")
+
+
+def _number(request: Request, name: str, default: Optional[int]) -> Optional[int]:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise Rejected(400, "bad_request", f"{name}={value!r} is not a whole number", f"e.g. {name}=2") from None
 
 
 def _handles_rejections(handler):
@@ -53,7 +80,25 @@ def _handles_rejections(handler):
     return wrapped
 
 
+def _key_accepted(header: Optional[str], keys_sha256: tuple) -> bool:
+    """The proxy's own check, for workers whose runtime does not check keys (bundles built before)."""
+    if not keys_sha256:
+        return True
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return False
+    presented = sha256_hex(value.strip())
+    return any(secrets.compare_digest(presented, accepted) for accepted in keys_sha256)
+
+
+def unauthorized_call(name: str) -> JSONResponse:
+    return _error(401, "unauthorized", f"calling {name} needs its key: send 'Authorization: Bearer <key>'",
+                  f"`jupyter publish show {name}` shows the key; publish with public=true for keyless calls")
+
+
 def create_app(service: FunctionService, token: str, on_startup=None, on_shutdown=None) -> Starlette:
+    settings = service.settings
+
     def admin(handler):
         @functools.wraps(handler)
         async def wrapped(request: Request):
@@ -78,11 +123,12 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
     async def publish(request: Request):
         name = request.path_params["name"]
         check_name(name)
-        new_version = request.query_params.get("new_version", "false").lower() in ("1", "true", "yes")
+        new_version = _flag(request, "new_version")
+        public = _flag(request, "public")
         if service.store.function_exists(name) and not new_version:
             raise service.name_taken(name)  # answer before receiving a possibly large upload
         async with _received_upload(request, service.layout.uploads) as archive:
-            answer = await service.publish(name, archive, new_version, _base_url(request))
+            answer = await service.publish(name, archive, new_version, _base_url(request), public=public)
         return JSONResponse(answer, status_code=201)
 
     @admin
@@ -99,30 +145,44 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
         await service.delete(name)
         return JSONResponse({"deleted": name})
 
+    @admin
+    async def rollback(request: Request):
+        answer = await service.rollback(request.path_params["name"], _number(request, "to", None), _base_url(request))
+        return JSONResponse(answer)
+
+    @admin
+    async def logs(request: Request):
+        return JSONResponse(service.logs(request.path_params["name"], _number(request, "version", None),
+                                         _number(request, "lines", DEFAULT_LOG_LINES)))
+
     @_handles_rejections
     async def invoke(request: Request):
         name = request.path_params["name"]
-        worker = await _live_worker(service, name)
-        body = await request.body()
-        if len(body) > MAX_CALL_BYTES:
-            return _error(413, "payload_too_large", f"the request body exceeds {MAX_CALL_BYTES} bytes")
+        pool = await _live_pool(service, name)
+        authorization = request.headers.get("authorization")
+        if not pool.checks_keys and not _key_accepted(authorization, pool.launch.keys_sha256):
+            return unauthorized_call(name)
+        body = await _bounded_body(request, settings.max_body)
         headers = {"content-type": request.headers.get("content-type", "application/json")}
+        if authorization is not None:
+            headers["authorization"] = authorization  # the worker checks the key (contract item 5)
+        pool, worker = await _running_worker(service, name)
         try:
             try:
                 answer = await service.client.post(worker.url + "/", content=body, headers=headers)
             except httpx.ConnectError:
-                # Nothing reached the worker (it died since it was checked): restart it, retry once.
-                # Only a connect error is retried: after that the function may already have run.
-                # A worker that refuses connections is broken even if its process lingers: stop it
-                # (this waits for a dying one to be reaped) so ensure_worker starts a fresh one.
-                await worker.stop(timeout=2.0)
-                worker = await _live_worker(service, name)
+                # Nothing reached the worker (it died since it was picked): have it restarted and
+                # retry once on a running one. Only a connect error is retried: after that the
+                # function may already have run.
+                pool.report_unreachable(worker)
+                pool, worker = await _running_worker(service, name)
                 answer = await service.client.post(worker.url + "/", content=body, headers=headers)
         except httpx.TimeoutException:
-            return _error(504, "timeout", f"{name} did not answer in time")
+            return _error(504, "timeout", f"{name} did not answer within {settings.request_timeout:g} s",
+                          "the server's --request-timeout sets the limit")
         except httpx.HTTPError as exc:
             return _error(502, "worker_failed", f"the worker serving {name} failed during the call: {exc!r}",
-                          "see its worker.log; the next request restarts it", log=worker.log_tail())
+                          "see `jupyter publish logs " + name + "`; it is being restarted", log=pool.log_tail())
         return Response(answer.content, status_code=answer.status_code,
                         media_type=answer.headers.get("content-type", "application/json"))
 
@@ -132,12 +192,33 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
 
     @_handles_rejections
     async def openapi(request: Request):
-        worker = await _live_worker(service, request.path_params["name"])
+        _, worker = await _running_worker(service, request.path_params["name"])
         answer = await service.client.get(worker.url + "/openapi.json")
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")
 
+    @_handles_rejections
+    async def docs(request: Request):
+        _, worker = await _running_worker(service, request.path_params["name"])
+        answer = await service.client.get(worker.url + "/docs")
+        return Response(answer.content, status_code=answer.status_code,
+                        media_type=answer.headers.get("content-type", "text/html; charset=utf-8"))
+
     async def healthz(request: Request):
-        return JSONResponse({"status": "ok", "pid": os.getpid(), "functions": len(service.workers)})
+        return JSONResponse({
+            "status": "ok", "pid": os.getpid(), "functions": len(service.workers),
+            "handed_off": service.counters.get("handed_off", 0),
+        })
+
+    async def prometheus(request: Request):
+        # Invocations are counted by the workers that serve them; ask each live process.
+        targets = [
+            (name, pool.version, url)
+            for name, pool in list(service.workers.items())
+            for url in pool.worker_urls()
+        ]
+        stats = await metrics.gather(service.client, targets)
+        server = dict(service.counters, live_functions=len(service.store.live_versions()))
+        return Response(metrics.render(stats, server), media_type=metrics.CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -154,24 +235,56 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
             Route("/api/functions", list_functions, methods=["GET"]),
             Route("/api/functions/{name}", describe, methods=["GET"]),
             Route("/api/functions/{name}", delete, methods=["DELETE"]),
             Route("/api/functions/{name}/versions", publish, methods=["POST"]),
+            Route("/api/functions/{name}/rollback", rollback, methods=["POST"]),
+            Route("/api/functions/{name}/logs", logs, methods=["GET"]),
             Route("/functions/{name}", invoke, methods=["POST"]),
             Route("/functions/{name}", info, methods=["GET"]),
             Route("/functions/{name}/openapi.json", openapi, methods=["GET"]),
+            Route("/functions/{name}/docs", docs, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
 
 
-async def _live_worker(service: FunctionService, name: str):
+async def _live_pool(service: FunctionService, name: str) -> WorkerPool:
     try:
         return await service.ensure_worker(name)
     except WorkerStartError as exc:
         raise Rejected(503, "unavailable", f"{name} is not running and could not be restarted: {exc.message}",
-                       "see the log below; publish a fixed version", log=exc.log) from exc
+                       f"see `jupyter publish logs {name}`; publish a fixed version or roll back", log=exc.log) from exc
+
+
+async def _running_worker(service: FunctionService, name: str):
+    """(pool, worker) to proxy one call to: the next running process of the live version."""
+    pool = await _live_pool(service, name)
+    worker = pool.next_worker()
+    if worker is None:  # it died between the check and now
+        pool = await _live_pool(service, name)
+        worker = pool.next_worker()
+    if worker is None:
+        raise Rejected(503, "unavailable", f"{name} is restarting; try again in a moment",
+                       f"see `jupyter publish logs {name}`", log=pool.log_tail())
+    return pool, worker
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    too_large = Rejected(413, "payload_too_large", f"the request body exceeds {limit} bytes",
+                         "send less data per call, or start the server with a larger --max-body")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @contextlib.asynccontextmanager

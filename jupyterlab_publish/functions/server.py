@@ -2,14 +2,16 @@
 
 Start-up order matters to the kernels that wait for us: state directory, run lock (one server per
 state directory), token, bound socket, app start-up (store, crash recovery, worker restarts in the
-background), and only then ``server.json`` naming the real port. Shutdown (SIGTERM/SIGINT) stops the
-workers and removes ``server.json`` inside the app's lifespan, before uvicorn re-raises the signal.
+background), and only then ``server.json`` naming the real port. Shutdown (SIGTERM/SIGINT, or the
+exit of the ``exit_with_pid`` process) stops the workers and removes ``server.json`` inside the app's
+lifespan, before uvicorn re-raises the signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib.util
 import logging
 import os
 import socket
@@ -18,14 +20,21 @@ from typing import Optional
 
 import uvicorn
 
+from ..bundle.signature import key_from_token
 from ..targets.filelock import try_lock
 from ..targets.paths import default_state_dir, read_server_info
 from .app import create_app
 from .auth import ensure_token
 from .core import FunctionService
+from .environment import make_resolver
+from .front import Front, uvicorn_protocol_factory
 from .layout import Layout, write_atomically
+from .settings import ServingSettings
 
 DEFAULT_HOST = "127.0.0.1"  # exposing functions beyond this machine is the operator's decision
+_POLL_INTERVAL = 1.0  # watching a pid where pidfd_open is unavailable (macOS, old Linux)
+
+log = logging.getLogger("jupyterlab_publish.functions")
 
 
 class AlreadyRunning(Exception):
@@ -74,10 +83,45 @@ def _public_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level: str = "info") -> int:
-    """Serve until SIGTERM/SIGINT; return the process exit status."""
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but it exists
+    return True
+
+
+async def _wait_for_exit(pid: int) -> None:
+    """Return once process ``pid`` (not our child) has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)  # Linux: readable when the process exits, no polling
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is None:
+        while _pid_exists(pid):
+            await asyncio.sleep(_POLL_INTERVAL)
+        return
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level: str = "info",
+          environments: Optional[str] = None, offline: bool = False, find_links=(),
+          settings: Optional[ServingSettings] = None, exit_with_pid: Optional[int] = None) -> int:
+    """Serve until SIGTERM/SIGINT (or until process ``exit_with_pid`` exits); return the exit status."""
     # Our own messages (worker restarts, failed admin requests) go to the same log as uvicorn's.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    if exit_with_pid is not None and (exit_with_pid <= 0 or not _pid_exists(exit_with_pid)):
+        print(f"error: --exit-with-pid {exit_with_pid}: no such process", file=sys.stderr, flush=True)
+        return 2
     layout = Layout(state_dir if state_dir is not None else default_state_dir())
     layout.create()
     try:
@@ -94,29 +138,73 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         url = _public_url(host, bound_port)
         pid = os.getpid()
 
-        service = FunctionService(layout)
+        try:
+            # environments None: $JUPYTERLAB_PUBLISH_ENVIRONMENTS, else uv (see environment.py).
+            resolver = make_resolver(environments, layout.root / "envs", offline=offline, find_links=find_links)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
+        # Publishers sign bundles with the key derived from this token; the server checks it.
+        service = FunctionService(layout, resolver, signing_key=key_from_token(token), settings=settings,
+                                  admin_token=token, upstream=url)
         app = create_app(service, token, on_shutdown=lambda: layout.remove_server_info(pid))
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5,
+                                http=_fastest("httptools", "h11"))
         server = uvicorn.Server(config)
 
         async def run() -> None:
-            task = asyncio.create_task(server.serve(sockets=[sock]))
+            # uvicorn gets no listening socket: the front door accepts every connection, hands
+            # function calls to their workers and gives the rest to uvicorn (see front.py).
+            task = asyncio.create_task(server.serve(sockets=[]))
             while not server.started and not task.done():
                 await asyncio.sleep(0.02)
+            front = None
             if server.started:
+                loop = asyncio.get_running_loop()
+                protocol = uvicorn_protocol_factory(server)
+                front = Front(sock, service.workers,
+                              lambda conn: loop.create_task(loop.connect_accepted_socket(protocol, conn)),
+                              service.counters)
+                front.start()
                 started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-                layout.write_server_info({"pid": pid, "url": url, "started": started})
+                layout.write_server_info({"pid": pid, "url": url, "started": started, "exit_with_pid": exit_with_pid})
                 write_atomically(layout.last_port, str(bound_port))
                 print(f"serving functions at {url} (state in {layout.root})", flush=True)
-            await task
+            watcher = asyncio.create_task(_exit_with(exit_with_pid)) if exit_with_pid is not None else None
+            try:
+                await task
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                if front is not None:
+                    await front.close()
+
+        async def _exit_with(watched: int) -> None:
+            await _wait_for_exit(watched)
+            log.info("process %s exited; stopping the function server with it", watched)
+            server.should_exit = True  # the same graceful shutdown as SIGTERM
 
         try:
-            asyncio.run(run())
+            with asyncio.Runner(loop_factory=_fastest_loop_factory()) as runner:
+                runner.run(run())
         finally:
             layout.remove_server_info(pid)
         return 0
     finally:
         os.close(lock_fd)
+
+
+def _fastest(preferred: str, fallback: str) -> str:
+    """uvicorn's name for the faster implementation when it is installed (httptools parses in C)."""
+    return preferred if importlib.util.find_spec(preferred) is not None else fallback
+
+
+def _fastest_loop_factory():
+    if sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 __all__ = ["DEFAULT_HOST", "serve"]

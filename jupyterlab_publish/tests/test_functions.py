@@ -19,25 +19,25 @@ import tarfile
 import textwrap
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from jupyterlab_publish.bundle import build_bundle, pack_bundle
+from jupyterlab_publish.bundle.signature import key_from_token
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.targets import get_target
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
 from jupyterlab_publish.targets.paths import read_server_info
 
+from function_server import call
+
 # The helpers stop servers with POSIX signals and read /proc; the code under test has Windows paths
 # (no fcntl, TerminateProcess) that these tests do not exercise.
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="process control in these tests is POSIX-only")
 
 REPO = Path(__file__).resolve().parents[2]
-HTTP_TIMEOUT = 30
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
 
 
 def _worker_pids(state: Path) -> list:
-    return [int(p.read_text()) for p in state.glob("functions/*/v*/worker.pid")]
+    return [int(p.read_text()) for p in state.glob("functions/*/v*/worker*.pid")]
 
 
 def stop_everything(state: Path) -> None:
@@ -138,22 +138,9 @@ def add_one(x):
 """
 
 
-def call(url: str, body, method: str = "POST", token: str | None = None, raw: bytes | None = None):
-    """(status, parsed JSON body) of one request; HTTP errors are returned, not raised."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
 def admin(target: LocalTarget, path: str, method: str = "GET", raw: bytes | None = None):
     info = read_server_info(target.state_dir)
-    return call(info["url"] + path, None, method=method, token=target.admin_token(), raw=raw)
+    return call(info["url"] + path, None, method=method, key=target.admin_token(), raw=raw)
 
 
 # -- LocalTarget publishing ------------------------------------------------------------------------
@@ -167,8 +154,8 @@ def test_local_target_starts_the_server_and_publishes(state_dir, bundles):
     info = read_server_info(state_dir)
     assert info is not None and deployment.url == f"{info['url']}/functions/add-one"
     assert (deployment.name, deployment.version, deployment.target) == ("add-one", 1, "local")
-    assert call(deployment.url, [3]) == (200, 4)
-    assert call(deployment.url, {"x": 41}) == (200, 42)
+    assert call(deployment.url, [3], key=deployment.key) == (200, 4)
+    assert call(deployment.url, {"x": 41}, key=deployment.key) == (200, 42)
     stages = [stage for stage, _, _ in events]
     assert stages[0] == "starting" and "pushing" in stages and stages[-1] == "smoke_test"
     assert [fraction for _, fraction, _ in events] == sorted(fraction for _, fraction, _ in events)
@@ -185,8 +172,8 @@ def test_second_push_reuses_the_running_server(state_dir, bundles):
     second = LocalTarget().push(bundles("def double(x):\n    return 2 * x\n", "double", "double", sample=[2]))
     assert read_server_info(state_dir)["pid"] == pid
     assert (state_dir / "server.log").read_text().count("Started server process") == 1
-    assert call(first.url, [3]) == (200, 4)
-    assert call(second.url, [3]) == (200, 6)
+    assert call(first.url, [3], key=first.key) == (200, 4)
+    assert call(second.url, [3], key=second.key) == (200, 6)
 
 
 def test_kernels_racing_to_start_the_server_start_one(state_dir):
@@ -215,12 +202,13 @@ def test_taken_name_then_new_version(state_dir, bundles):
         target.push(bundles("def add_one(x):\n    return x + 2\n", "add_one", "add-one", sample=[3]))
     assert caught.value.code == "name_taken"
     assert "new version" in caught.value.hint
-    assert call(first.url, [3]) == (200, 4)
+    assert call(first.url, [3], key=first.key) == (200, 4)
 
     second = target.push(bundles("def add_one(x):\n    return x + 2\n", "add_one", "add-one", sample=[3]),
                          None, new_version=True)
     assert (second.version, second.url) == (2, first.url)
-    assert call(second.url, [3]) == (200, 5)
+    assert second.key == first.key and first.key  # one key per function, kept across versions
+    assert call(second.url, [3], key=second.key) == (200, 5)
     status, described = admin(target, "/api/functions/add-one")
     assert status == 200 and described["live_version"] == 2
     assert [(v["version"], v["status"]) for v in described["versions"]] == [(1, "retired"), (2, "live")]
@@ -240,7 +228,7 @@ def test_failed_smoke_test_keeps_the_previous_version(state_dir, bundles, source
     if source is RAISES_IN_WORKER:
         assert "boom in the worker" in caught.value.details["log"]
     # Version 1 still answers; version 2 left no row, no directory, no worker.
-    assert call(first.url, [3]) == (200, 4)
+    assert call(first.url, [3], key=first.key) == (200, 4)
     status, described = admin(target, "/api/functions/add-one")
     assert [(v["version"], v["status"]) for v in described["versions"]] == [(1, "live")]
     assert sorted(os.listdir(state_dir / "functions" / "add-one")) == ["v1"]
@@ -271,7 +259,7 @@ def test_server_restart_restores_the_live_function(state_dir, bundles):
     new = target.ensure_server()
     assert new["pid"] != old["pid"]
     assert new["url"] == old["url"]  # the last port is reused, so published URLs keep working
-    assert call(deployment.url, [3]) == (200, 4)
+    assert call(deployment.url, [3], key=deployment.key) == (200, 4)
 
 
 def test_server_killed_hard_is_replaced_and_its_orphan_worker_stopped(state_dir, bundles):
@@ -286,7 +274,7 @@ def test_server_killed_hard_is_replaced_and_its_orphan_worker_stopped(state_dir,
     new = target.ensure_server()  # the stale server.json does not fool it
     assert new["pid"] != old["pid"]
     assert _wait_gone(orphan)
-    assert call(deployment.url.replace(old["url"], new["url"]), [3]) == (200, 4)
+    assert call(deployment.url.replace(old["url"], new["url"]), [3], key=deployment.key) == (200, 4)
 
 
 def test_dead_worker_is_restarted_by_the_next_request(state_dir, bundles):
@@ -304,7 +292,7 @@ def test_dead_worker_is_restarted_by_the_next_request(state_dir, bundles):
         except OSError:
             break
         time.sleep(0.05)
-    answer = call(deployment.url, [10])
+    answer = call(deployment.url, [10], key=deployment.key)
     assert answer == (200, 11), answer
     assert _worker_pids(state_dir) != [pid]
 
@@ -312,10 +300,15 @@ def test_dead_worker_is_restarted_by_the_next_request(state_dir, bundles):
 # -- the admin API ---------------------------------------------------------------------------------
 
 
-def _tampered_archive(bundle) -> bytes:
+def _signing_key(state: Path) -> bytes:
+    """What a publisher holding this server's admin token signs bundles with."""
+    return key_from_token((state / "token").read_text())
+
+
+def _tampered_archive(bundle, key: bytes) -> bytes:
     """The bundle's archive with function.pkl replaced: the manifest's sha256 no longer matches."""
     packed = io.BytesIO()
-    pack_bundle(bundle, packed)
+    pack_bundle(bundle, packed, signing_key=key)
     packed.seek(0)
     out = io.BytesIO()
     with tarfile.open(fileobj=packed, mode="r:gz") as source, tarfile.open(fileobj=out, mode="w:gz") as target:
@@ -332,7 +325,8 @@ def test_tampered_bundle_is_rejected_and_nothing_is_listed(state_dir, bundles):
     target = LocalTarget()
     target.ensure_server()
     status, body = admin(target, "/api/functions/add-one/versions", "POST",
-                         raw=_tampered_archive(bundles(ADD_ONE, "add_one", "add-one", sample=[3])))
+                         raw=_tampered_archive(bundles(ADD_ONE, "add_one", "add-one", sample=[3]),
+                                               _signing_key(state_dir)))
     assert status == 400 and body["error"] == "invalid_bundle"
     assert "sha256" in body["message"]
     assert admin(target, "/api/functions") == (200, {"functions": []})
@@ -347,11 +341,10 @@ def test_bundle_for_another_python_is_refused(state_dir, bundles, tmp_path):
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["python"]["minor"] = "3.99"  # the manifest itself is not hashed; its files are
     (other / "manifest.json").write_text(json.dumps(manifest))
-    packed = io.BytesIO()
-    pack_bundle(other, packed)
-
     target = LocalTarget()
     target.ensure_server()
+    packed = io.BytesIO()
+    pack_bundle(other, packed, signing_key=_signing_key(state_dir))
     status, body = admin(target, "/api/functions/add-one/versions", "POST", raw=packed.getvalue())
     assert status == 400
     assert "3.99" in body["message"] and "{}.{}".format(*sys.version_info[:2]) in body["message"]
@@ -363,7 +356,7 @@ def test_wrong_or_missing_token_is_401(state_dir, bundles):
     url = target.ensure_server()["url"]
     status, body = call(url + "/api/functions", None, method="GET")
     assert status == 401 and body["error"] == "unauthorized"
-    assert call(url + "/api/functions", None, method="GET", token="wrong")[0] == 401
+    assert call(url + "/api/functions", None, method="GET", key="wrong")[0] == 401
     with pytest.raises(PublishError) as caught:
         FunctionServerTarget(url, token="wrong").push(bundles(ADD_ONE, "add_one", "add-one", sample=[3]))
     assert caught.value.code == "target_error"
@@ -398,15 +391,15 @@ def test_list_info_openapi_and_delete(state_dir, bundles):
     assert status == 200 and info["version"] == 1 and info["function"]["name"] == "add_one"
     status, spec = call(deployment.url + "/openapi.json", None, method="GET")
     assert status == 200 and spec["openapi"].startswith("3.")
-    assert call(deployment.url, ["three"])[0] == 500  # the function's own error passes through
-    assert call(deployment.url, None, raw=b"not json")[0] == 400
+    assert call(deployment.url, ["three"], key=deployment.key)[0] == 500  # the function's own error passes through
+    assert call(deployment.url, None, raw=b"not json", key=deployment.key)[0] == 400
 
     (pid,) = _worker_pids(state_dir)
     assert client.delete_function("add-one") == {"deleted": "add-one"}
     assert _wait_gone(pid)
     assert client.list_functions() == []
     assert not (state_dir / "functions" / "add-one").exists()
-    assert call(deployment.url, [3])[0] == 404
+    assert call(deployment.url, [3], key=deployment.key)[0] == 404
 
 
 # -- the server process itself ---------------------------------------------------------------------
@@ -439,7 +432,7 @@ def test_serve_command_prints_the_token_once_and_cleans_up_on_sigterm(state_dir)
             info = _wait_info(state_dir, process)
             assert info["url"].startswith("http://127.0.0.1:")
             assert call(info["url"] + "/healthz", None, method="GET") == (
-                200, {"status": "ok", "pid": process.pid, "functions": 0})
+                200, {"status": "ok", "pid": process.pid, "functions": 0, "handed_off": 0})
         finally:
             process.send_signal(signal.SIGTERM)
             outputs.append(process.communicate(timeout=30)[0])
