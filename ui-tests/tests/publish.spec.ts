@@ -27,7 +27,34 @@ async function openAndRunExample(page: IJupyterLabPageFixture, tmpPath: string):
 }
 
 /** Pick `predictor`, fill the dialog, publish, and return the URL the result dialog shows. */
-async function completePublishDialog(page: IJupyterLabPageFixture, name: string): Promise<string> {
+interface IPublished {
+  url: string;
+  /** The bearer key from the result's curl line; null when the function was published public. */
+  key: string | null;
+}
+
+/** The URL and key the result dialog shows, then closes it. */
+async function readResult(page: IJupyterLabPageFixture): Promise<IPublished> {
+  const url = (await page.locator('.jp-PublishResult-url').textContent({ timeout: 180_000 }))!.trim();
+  const curl = (await page.locator('.jp-PublishResult-curl').textContent())!;
+  const key = /Authorization: Bearer ([^'\s]+)/.exec(curl)?.[1] ?? null;
+  await page.locator('.jp-Dialog-button.jp-mod-accept').click();
+  return { url, key };
+}
+
+function callHeaders(key: string | null): Record<string, string> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (key) {
+    headers['Authorization'] = `Bearer ${key}`;
+  }
+  return headers;
+}
+
+async function completePublishDialog(
+  page: IJupyterLabPageFixture,
+  name: string,
+  options: { public?: boolean } = {}
+): Promise<IPublished> {
   const picker = page.locator('.jp-Dialog').filter({ hasText: 'Publish which function?' });
   await expect(picker).toBeVisible();
   await picker.locator('select').selectOption('predictor');
@@ -50,6 +77,9 @@ async function completePublishDialog(page: IJupyterLabPageFixture, name: string)
       path: path.resolve(__dirname, '..', '..', 'docs', 'publish-dialog.png')
     });
   }
+  if (options.public) {
+    await dialog.locator('.jp-PublishDialog-public').check();
+  }
   const clicked = Date.now();
   await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
 
@@ -58,13 +88,19 @@ async function completePublishDialog(page: IJupyterLabPageFixture, name: string)
   // Reported, never asserted: the click-to-URL figure for the closing notes and benchmarks.
   console.log(`click to URL for ${name}: ${Date.now() - clicked} ms`);
   await expect(page.locator('.jp-PublishResult-curl')).toContainText(`-d '[[0.5, 0.5]]'`);
-  const href = (await url.textContent())!.trim();
-  await page.locator('.jp-Dialog-button.jp-mod-accept').click();
-  return href;
+  return readResult(page);
 }
 
-async function expectServes(page: IJupyterLabPageFixture, url: string, expected: string) {
-  const headers = { 'Content-Type': 'application/json' };
+async function expectServes(page: IJupyterLabPageFixture, published: IPublished, expected: string) {
+  const { url, key } = published;
+  const headers = callHeaders(key);
+  if (key) {
+    const anonymous = await page.request.post(url, {
+      headers: callHeaders(null),
+      data: JSON.stringify([[0.5, 0.5]])
+    });
+    expect(anonymous.status()).toBe(401);
+  }
   const ok = await page.request.post(url, { headers, data: JSON.stringify([[0.5, 0.5]]) });
   expect(ok.status()).toBe(200);
   expect(JSON.stringify(await ok.json())).toBe(expected);
@@ -76,18 +112,20 @@ test('publish from the notebook toolbar and call the URL', async ({ page, tmpPat
   const expected = await openAndRunExample(page, tmpPath);
   await page.notebook.selectCells(FUNCTION_CELL);
   await page.locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`).click();
-  const url = await completePublishDialog(page, 'predictor-toolbar');
-  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/functions\/predictor-toolbar$/);
-  await expectServes(page, url, expected);
+  const published = await completePublishDialog(page, 'predictor-toolbar');
+  expect(published.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/functions\/predictor-toolbar$/);
+  expect(published.key).toBeTruthy();
+  await expectServes(page, published, expected);
 });
 
-test('publish from the cell context menu and call the URL', async ({ page, tmpPath }) => {
+test('publish from the cell context menu, public, and call the URL', async ({ page, tmpPath }) => {
   const expected = await openAndRunExample(page, tmpPath);
   const cell = await page.notebook.getCellLocator(FUNCTION_CELL);
   await cell!.locator('.jp-InputArea-editor').click({ button: 'right' });
   await page.locator(`.lm-Menu-item[data-command="${COMMAND}"]`).click();
-  const url = await completePublishDialog(page, 'predictor-menu');
-  await expectServes(page, url, expected);
+  const published = await completePublishDialog(page, 'predictor-menu', { public: true });
+  expect(published.key).toBeNull();
+  await expectServes(page, published, expected);
 });
 
 test('a cell without a function says so', async ({ page, tmpPath }) => {
@@ -121,9 +159,9 @@ test('a cell that has not run is run on request, then published', async ({ page,
   await expect(dialog).toBeVisible({ timeout: 60_000 });
   await dialog.locator('.jp-PublishDialog-name').fill('predictor-after-run');
   await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
-  const url = (await page.locator('.jp-PublishResult-url').textContent({ timeout: 180_000 }))!.trim();
+  const { url, key } = await readResult(page);
   const answer = await page.request.post(url, {
-    headers: { 'Content-Type': 'application/json' },
+    headers: callHeaders(key),
     data: JSON.stringify({ x: [0.5, 0.5] })
   });
   expect(answer.status()).toBe(200);
