@@ -55,3 +55,15 @@ test-ui: setup ui-tests/node_modules/.installed
 
 clean:
 	rm -rf $(VENV) node_modules ui-tests/node_modules lib jupyterlab_publish/labextension tsconfig.tsbuildinfo
+
+# The serving benchmark of issue 4: installs wrk and its own env (benchmarks/serving/.venv), then
+# writes benchmarks/serving/results.json and REPORT.md. A few minutes; run on a quiet machine.
+.PHONY: bench-serving
+bench-serving:
+	$(PYTHON) benchmarks/serving/run.py
+
+# The module-frontier benchmark of issue 3: makes its own env with uv (benchmarks/frontier/.venv),
+# then writes benchmarks/frontier/results.json and REPORT.md. About 15 minutes.
+.PHONY: bench-frontier
+bench-frontier: setup
+	$(BIN)/python benchmarks/frontier/run.py
