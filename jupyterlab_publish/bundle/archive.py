@@ -76,19 +76,24 @@ def unpack_bundle(archive, dest_dir, *, key: bytes | None = None) -> Bundle:
     dest = Path(dest_dir)
     with atomic_directory(dest) as tmp:
         with _open_archive(archive) as tar:
-            seen = set()
-            for member in tar:
-                name = _member_name(member)
-                if name is None:
-                    continue
-                if name in seen:
-                    raise _invalid(f"the archive holds {name} twice")
-                seen.add(name)
+            for name, member in _bundle_members(tar, set()):
                 source = tar.extractfile(member)
                 with source, open(tmp / name, "xb") as target:
                     shutil.copyfileobj(source, target)
         manifest = read_bundle(tmp).manifest
     return Bundle(dest, manifest)
+
+
+def _bundle_members(tar: tarfile.TarFile, seen: set):
+    """Yield ``(name, member)`` for the bundle's files, in archive order, refusing duplicates."""
+    for member in tar:
+        name = _member_name(member)
+        if name is None:
+            continue
+        if name in seen:
+            raise _invalid(f"the archive holds {name} twice")
+        seen.add(name)
+        yield name, member
 
 
 def _invalid(message: str) -> PublishError:
@@ -102,13 +107,7 @@ def _unpack_signed(archive, dest: Path, key: bytes) -> Bundle:
             head = {}  # MANIFEST and SIGNATURE bytes, as they arrive
             manifest = None
             seen = set()
-            for member in tar:
-                name = _member_name(member)
-                if name is None:
-                    continue
-                if name in seen:
-                    raise _invalid(f"the archive holds {name} twice")
-                seen.add(name)
+            for name, member in _bundle_members(tar, seen):
                 if name in (MANIFEST, SIGNATURE):
                     if manifest is not None:
                         raise _invalid(f"{name} comes after the bundle's files in the archive")

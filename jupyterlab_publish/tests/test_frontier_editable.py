@@ -26,8 +26,8 @@ def _editable_work_tree(dist_name: str) -> str | None:
 
 def test_this_package_installed_for_development_is_an_editable_requirement():
     work_tree = _editable_work_tree("jupyterlab-publish")
-    if work_tree is None:
-        pytest.skip("jupyterlab-publish is not installed in editable mode here (make run installs it so)")
+    # `make setup` installs the project editable (pip install -e), as every development checkout has it.
+    assert work_tree is not None, "jupyterlab-publish is not installed in editable mode; run `make setup`"
     source = "from jupyterlab_publish.names import check_endpoint_name\ndef f(n):\n    return check_endpoint_name(n)\n"
     ns = notebook(source)
     report = analyze_function(ns["f"])
