@@ -128,22 +128,73 @@ def _loaded_name(ins) -> tuple[str, str] | None:
     return None
 
 
+def _argument_effect(ins) -> tuple[int, int] | None:
+    """(entries taken, entries pushed) for an instruction that only builds call arguments, or
+    None for any other (it may compute with the values below it)."""
+    op = ins.opname
+    if op == "PUSH_NULL":
+        return 0, 1
+    if op in _ARGUMENT_LOADS:
+        return 0, 0
+    if op in _ATTR_LOADS:
+        return 1, 1  # an attribute of the value on top (a method load may push 2: counted as 1)
+    if op.startswith("LOAD_"):
+        return 0, 1
+    count = ins.argval
+    if not isinstance(count, int):
+        return None
+    if op in ("BUILD_LIST", "BUILD_TUPLE", "BUILD_SET"):
+        return count, 1
+    if op == "BUILD_MAP":
+        return 2 * count, 1
+    if op == "BUILD_CONST_KEY_MAP":
+        return count + 1, 1
+    if op in ("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE", "LIST_APPEND", "SET_ADD"):
+        return 1, 0  # into the collection below, which stays
+    return None
+
+
 def _literal_first_argument(instructions: Sequence, start: int) -> str | None:
     """The string constant passed as first argument to a callee loaded just before ``start``.
 
-    Only counts when nothing computes with it before the call: ``f("a")`` and ``f("a", pkg)`` are
-    literal, ``f("a" + x)`` and ``f(x)`` are not.
+    Only counts when nothing computes with it before the call: ``f("a")``, ``f("a", pkg)`` and
+    ``f("a", fromlist=["b"])`` are literal, ``f("a" + x)``, ``f("a".upper())`` and ``f(x)`` are
+    not. The instructions after the literal are followed by how much of the stack above the
+    literal they take; one that would take the literal itself, other than the call, disqualifies it.
     """
     if start >= len(instructions):
         return None
     first = instructions[start]
     if not (_is_const_load(first.opname) and isinstance(first.argval, str)):
         return None
+    above = 0  # stack entries pushed on top of the literal
     for ins in instructions[start + 1 :]:
-        if _is_call(ins.opname):
-            return first.argval
-        if not (ins.opname.startswith("LOAD_") or ins.opname in _ARGUMENT_LOADS):
+        if _is_call(ins.opname) and ins.opname != "PRECALL":
+            # A call taking only what was pushed above the literal builds another argument.
+            taken = _call_pops(ins)
+            if taken is None or taken > above:
+                return first.argval
+            above -= taken - 1
+            continue
+        effect = _argument_effect(ins)
+        if effect is None or effect[0] > above:
             return None
+        above += effect[1] - effect[0]
+    return None
+
+
+def _call_pops(ins) -> int | None:
+    """Stack entries a call takes: its arguments, the callable and, from 3.11, a NULL or self."""
+    count = ins.argval
+    if not isinstance(count, int):
+        return None
+    op = ins.opname
+    if op == "CALL_FUNCTION":
+        return count + 1
+    if op in ("CALL_FUNCTION_KW", "CALL_METHOD", "CALL"):
+        return count + 2
+    if op == "CALL_KW":
+        return count + 3
     return None
 
 

@@ -1,9 +1,15 @@
 """A bounded walk over the graph of a captured object (a fitted model, a dict of helpers, ...).
 
 What a pickle of the object needs is, to a close approximation, the modules defining the types of
-the objects it holds. The walk is breadth first, so the first path to each type is a shortest one,
-and bounded in depth and count because captured objects can be arbitrarily large. Arrays are never
-walked element by element: an ndarray has neither ``__dict__`` nor container items to follow.
+the objects it holds. The walk follows what pickle follows: container items, ``__dict__`` and
+``__slots__``, and, for objects keeping their state out of sight (extension types such as pandas'
+block managers), the arguments and state their reduction gives pickle. Objects pickle stores by
+name (a ufunc, a module-level singleton) contribute the module pickle will import them from.
+
+The walk is breadth first, so the first path to each type is a shortest one, and bounded because
+captured objects can be arbitrarily large: depth counts only hops from object to object (a list or
+a dict in between is plumbing), containers are read up to a number of items, and the number of
+objects looked at is capped. Buffers (numeric arrays) are never reduced: their type says it all.
 
 Modules, functions and classes met on the way are handed back rather than entered: the analyzer
 decides whether they are library code (a requirement) or notebook code (walked by its bytecode).
@@ -12,9 +18,12 @@ decides whether they are library code (a requirement) or notebook code (walked b
 from __future__ import annotations
 
 import collections
+import copyreg
 import functools
+import pickle
 import sys
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -31,9 +40,17 @@ _DESCRIPTORS = (
     types.MemberDescriptorType,
 )
 _KEY_LABEL_LIMIT = 40
+_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+# Py_TPFLAGS_HEAPTYPE: clear on static extension types (Cython may also make heap types).
+_HEAPTYPE = 1 << 9
+_FIELD_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+_C_FIELDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # type -> _has_fields_in_c
+# The protocol whose reductions hand array data over as buffers instead of copying it.
+_REDUCE_PROTOCOL = 5
 
-DEFAULT_MAX_DEPTH = 4
+DEFAULT_MAX_DEPTH = 5
 DEFAULT_MAX_OBJECTS = 2000
+DEFAULT_MAX_ITEMS = 10_000
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,60 @@ def _item_children(obj: object) -> Iterator[tuple[str, object]]:
             yield "{…}", value
 
 
+def _is_buffer(obj: object) -> bool:
+    """Whether ``obj`` is plain data in a buffer (not one of Python objects: numpy's object arrays
+    export their pointers as format "O", and pickle saves the objects themselves)."""
+    try:
+        with memoryview(obj) as view:
+            return view.format != "O"
+    except Exception:
+        return False
+
+
+def _reduction(obj: object):
+    """How pickle would reduce ``obj``, where that is cheap and tells something; else None.
+
+    A reducer registered with copyreg (numpy's for ufuncs) is always asked. ``__reduce_ex__`` is
+    asked only of objects hiding their state: for ordinary ones it repeats ``__dict__`` at best,
+    and some libraries serialise a whole model in it.
+    """
+    reducer = copyreg.dispatch_table.get(type(obj))
+    try:
+        if reducer is not None:
+            return reducer(obj)
+        return obj.__reduce_ex__(_REDUCE_PROTOCOL) if _hidden_state(obj) else None
+    except Exception:  # pickling it would fail too; the unpicklable checks say why where they can
+        return None
+
+
+def reference_module(obj: object, reduction=None) -> types.ModuleType | None:
+    """The module pickle imports ``obj`` from when it stores ``obj`` by name, else None.
+
+    Pickle stores by name whatever reduces to a string, and looks for the module the way
+    ``pickle.whichmodule`` does: ``__module__`` if set, else the module holding that very object.
+    """
+    if not isinstance(reduction, str):
+        return None
+    module_name = getattr(obj, "__module__", None)
+    if not isinstance(module_name, str):
+        module_name = pickle.whichmodule(obj, reduction)
+    if module_name in ("__main__", "__mp_main__"):
+        return None  # the notebook itself: walked like any other value
+    return sys.modules.get(module_name)
+
+
+def _reduce_children(reduction) -> Iterator[tuple[str, object]]:
+    """The callable, arguments and state of a reduction, as pickle will save them."""
+    if not isinstance(reduction, tuple) or not reduction:
+        return
+    yield ".__reduce__() callable", reduction[0]
+    if len(reduction) > 1 and isinstance(reduction[1], tuple):
+        for position, value in enumerate(reduction[1]):
+            yield f".__reduce__() argument {position}", value
+    if len(reduction) > 2 and reduction[2] is not None:
+        yield ".__reduce__() state", reduction[2]
+
+
 def _wrapper_children(obj: object) -> Iterator[tuple[str, object]]:
     """Objects that pickle by what they wrap: bound methods, partials, descriptors, type aliases."""
     if isinstance(obj, types.MethodType):
@@ -158,10 +229,55 @@ def _attribute_children(obj: object) -> Iterator[tuple[str, object]]:
             continue
 
 
-def children(obj: object) -> Iterator[tuple[str, object]]:
+def children(obj: object, reduction=None) -> Iterator[tuple[str, object]]:
+    """``reduction``: what reducing ``obj`` gave, when its state may be hidden (see ``_reduction``)."""
     yield from _item_children(obj)
     yield from _wrapper_children(obj)
     yield from _attribute_children(obj)
+    yield from _reduce_children(reduction)
+
+
+def _has_fields_in_c(cls: type) -> bool:
+    """Whether instances of ``cls`` keep fields at C level: an extension type in its MRO, or a class
+    exposing C fields as descriptors (Cython's ``cdef public``/``readonly``; pandas' blocks)."""
+    known = _C_FIELDS.get(cls)
+    if known is not None:
+        return known
+    answer = False
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        if not klass.__flags__ & _HEAPTYPE:
+            answer = True
+            break
+        namespace = vars(klass)
+        slots = namespace.get("__slots__", ())
+        slots = {slots} if isinstance(slots, str) else set(slots)
+        if any(
+            isinstance(value, _FIELD_DESCRIPTORS) and name not in ("__dict__", "__weakref__") and name not in slots
+            for name, value in namespace.items()
+        ):
+            answer = True
+            break
+    try:
+        _C_FIELDS[cls] = answer
+    except TypeError:  # a type that cannot be weakly referenced: just not remembered
+        pass
+    return answer
+
+
+def _hidden_state(obj: object) -> bool:
+    """Whether ``obj`` may hold what neither its items nor its attributes show: fields kept at C
+    level, or no attributes at all. Numeric buffers are excluded: their type says it all."""
+    if isinstance(obj, _CONTAINERS) or _is_buffer(obj):
+        return False
+    if _has_fields_in_c(type(obj)):
+        return True
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except Exception:
+        namespace = None
+    return not namespace and not any(True for _ in _slot_names(type(obj)))
 
 
 def walk_object_graph(
@@ -171,19 +287,22 @@ def walk_object_graph(
     keep: list,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_objects: int = DEFAULT_MAX_OBJECTS,
+    max_items: int = DEFAULT_MAX_ITEMS,
     check: Callable[[object], object] | None = None,
+    observe: Callable[[object, tuple[str, ...]], None] | None = None,
 ) -> GraphWalk:
     """Breadth-first walk from ``root``; ``seen`` (ids) is shared across one analysis.
 
-    ``keep`` holds every visited object so ids cannot be reused while the analysis runs. ``check``
-    returns a verdict (with a ``descend`` attribute) for objects that cannot be pickled, or None;
-    what such an object holds is not walked unless the verdict says to.
+    ``keep`` holds every visited object so ids cannot be reused while the analysis runs (and the
+    reductions made on the way, whose tuples are new objects). ``check`` returns a verdict (with a
+    ``descend`` attribute) for objects that cannot be pickled, or None; what such an object holds
+    is not walked unless the verdict says to. ``observe`` sees every object walked into, with its path.
     """
     walk = GraphWalk()
     types_found: set[int] = set()
     queue = collections.deque([(root, (), 0)])
-    considered = 0  # every child looked at counts, scalars too: a list of a million floats is large
-    while queue and not walk.truncated:
+    considered = 0  # objects queued: scalars cost nothing to pickle-check, so they do not count
+    while queue and considered <= max_objects:
         obj, steps, depth = queue.popleft()
         if is_scalar(obj) or id(obj) in seen:
             continue
@@ -193,22 +312,36 @@ def walk_object_graph(
         if is_definition(obj):
             walk.found.append(Found(obj, steps))
             continue
+        reduction = _reduction(obj)
+        by_name = reference_module(obj, reduction)
+        if by_name is not None:
+            walk.found.append(Found(by_name, steps))
+            continue
+        if reduction is not None:
+            keep.append(reduction)
         if id(type(obj)) not in types_found:
             types_found.add(id(type(obj)))
             walk.found.append(Found(type(obj), steps))
+        if observe is not None:
+            observe(obj, steps)
         verdict = check(obj) if check is not None else None
         if verdict is not None:
             walk.problems.append((obj, steps, verdict))
             if not getattr(verdict, "descend", False):
                 continue
-        if depth >= max_depth:
+        # Containers are plumbing between objects: passing through one is not a step deeper.
+        next_depth = depth if isinstance(obj, _CONTAINERS) else depth + 1
+        if next_depth > max_depth:
             continue
-        for label, child in children(obj):
-            considered += 1
-            if considered > max_objects:
+        for position, (label, child) in enumerate(children(obj, reduction)):
+            if position >= max_items:
                 walk.truncated = True
                 break
             if is_scalar(child) or id(child) in seen:
                 continue
-            queue.append((child, steps + (f"{label} ({describe(child)})",), depth + 1))
+            considered += 1
+            if considered > max_objects:
+                walk.truncated = True
+                break
+            queue.append((child, steps + (f"{label} ({describe(child)})",), next_depth))
     return walk

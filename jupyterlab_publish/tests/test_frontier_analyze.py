@@ -357,6 +357,34 @@ def test_annotations_are_carried_with_the_function():
     assert requirement(report, "pandas").why.startswith("f → annotation frame (DataFrame) → pandas")
 
 
+def test_object_pickled_by_name_needs_the_module_pickle_finds_it_in():
+    # expit is a numpy.ufunc made by scipy: pickle stores it by name, found in scipy.special.
+    ns = notebook("from scipy.special import expit\ndef f(x):\n    return expit(x)\n")
+    report = analyze_function(ns["f"])
+    assert requirement_names(report) == ["scipy"]
+    assert requirement(report, "scipy").why.startswith("f → expit (ufunc) → scipy.special")
+
+
+def test_object_keeping_its_state_out_of_sight_is_followed_through_its_reduction():
+    # pandas' block managers keep their blocks in C attributes; a DataFrame pickles them through
+    # __reduce__. The frame's object column holds instances of a notebook class, whose own
+    # library base (a scipy distribution) only the reduction reveals.
+    ns = notebook(
+        """
+        import pandas as pd
+        from scipy.stats import rv_continuous
+        class Custom(rv_continuous):
+            pass
+        frame = pd.DataFrame({"dist": [Custom(name="c")], "x": [1.0]})
+        def f(i):
+            return frame["x"][i]
+        """
+    )
+    report = analyze_function(ns["f"])
+    assert requirement_names(report) == ["numpy", "pandas", "scipy"]
+    assert "__reduce__()" in requirement(report, "scipy").why
+
+
 def test_huge_capture_is_bounded_and_says_so():
     ns = notebook("def f(i):\n    return table[i]\n", table=list(range(200_000)))
     report = analyze_function(ns["f"])
@@ -381,6 +409,20 @@ def test_literal_dynamic_imports_are_imports():
     report = analyze_function(ns["f"])
     assert requirement_names(report) == ["pandas", "scikit-learn"]
     assert requirement(report, "pandas").why.startswith("f → import_module('pandas') → pandas")
+    assert report.warnings == []
+
+
+def test_literal_import_with_a_fromlist_is_an_import():
+    ns = notebook(
+        """
+        def parse_date(text):
+            parser = __import__("dateutil.parser", fromlist=["parse"])
+            return parser.parse(text)
+        """
+    )
+    report = analyze_function(ns["parse_date"])
+    assert requirement_names(report) == ["python-dateutil"]
+    assert requirement(report, "python-dateutil").why.startswith("parse_date → __import__('dateutil.parser')")
     assert report.warnings == []
 
 

@@ -221,6 +221,73 @@ def test_literal_argument_followed_by_keywords_is_still_literal():
     assert scan.calls == [CallUse(NameUse("global", "import_module"), "pkg.mod")]
 
 
+def test_literal_argument_followed_by_a_built_fromlist_is_still_literal():
+    scan = scan_instructions(
+        [
+            # 3.13: __import__("dateutil.parser", fromlist=["parse"])
+            ins("LOAD_GLOBAL", "__import__"),
+            ins("LOAD_CONST", "dateutil.parser"),
+            ins("LOAD_CONST", "parse"),
+            ins("BUILD_LIST", 1),
+            ins("LOAD_CONST", ("fromlist",)),
+            ins("CALL_KW", 2),
+            ins("POP_TOP"),
+            # 3.9: __import__("a.b", globals(), None, ["x", "y"], 0) -> LIST_EXTEND of a const tuple
+            ins("LOAD_GLOBAL", "__import__"),
+            ins("LOAD_CONST", "a.b"),
+            ins("LOAD_GLOBAL", "globals"),
+            ins("CALL_FUNCTION", 0),
+            ins("LOAD_CONST", None),
+            ins("BUILD_LIST", 0),
+            ins("LOAD_CONST", ("x", "y")),
+            ins("LIST_EXTEND", 1),
+            ins("LOAD_CONST", 0),
+            ins("CALL_FUNCTION", 5),
+        ]
+    )
+    assert scan.calls == [
+        CallUse(NameUse("global", "__import__"), "dateutil.parser"),
+        CallUse(NameUse("global", "__import__"), "a.b"),
+    ]
+
+
+def test_a_literal_computed_with_before_the_call_is_not_literal():
+    scan = scan_instructions(
+        [
+            # 3.12: __import__("pkg".upper()): the method load takes the literal
+            ins("LOAD_GLOBAL", "__import__"),
+            ins("LOAD_CONST", "pkg"),
+            ins("LOAD_ATTR", "upper"),
+            ins("CALL", 0),
+            ins("CALL", 1),
+            ins("POP_TOP"),
+            # 3.11: __import__(["pkg"][0]): the list takes it
+            ins("LOAD_GLOBAL", "__import__"),
+            ins("LOAD_CONST", "pkg"),
+            ins("BUILD_LIST", 1),
+            ins("LOAD_CONST", 0),
+            ins("BINARY_SUBSCR"),
+            ins("PRECALL", 1),
+            ins("CALL", 1),
+        ]
+    )
+    assert [call.literal for call in scan.calls] == [None, None]
+
+
+def test_this_interpreter_sees_literal_imports_with_fromlist_and_nested_argument_calls():
+    fn = compiled_function(
+        """
+        def f(name):
+            a = __import__("dateutil.parser", fromlist=["parse"])
+            b = __import__("json.decoder", globals(), locals(), ["JSONDecoder"], 0)
+            c = __import__(name.strip())
+            return a, b, c
+        """
+    )
+    literals = [call.literal for call in scan_code(fn.__code__).calls]
+    assert literals == ["dateutil.parser", "json.decoder", None]
+
+
 def test_global_writes_are_carried_like_reads():
     scan = scan_instructions([ins("LOAD_CONST", 1), ins("STORE_GLOBAL", "counter")])
     assert scan.global_names == {"counter"}
