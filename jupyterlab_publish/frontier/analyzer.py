@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 from . import unpicklable
 from .bytecode import CallUse, CodeScan, ImportUse, NameUse, scan_code
-from .engines import suggest_engines
+from .engines import Setting, read_settings, suggest_engines
 from .lock import LockRoot, lock_closure
 from .modules import DISTRIBUTION, LOCAL, UNRESOLVED, classify, deepest_submodule, is_stdlib_name
 from .objects import DEFAULT_MAX_OBJECTS, describe, found_by_qualname, is_scalar, walk_object_graph
@@ -147,6 +147,8 @@ class _Analysis:
         # what plugin-engine hints are matched against
         self.called: dict[str, tuple[str, ...]] = {}
         self.strings: dict[str, tuple[str, ...]] = {}
+        # engine-deciding settings held by captured objects (set_output), with the path to each
+        self.settings: dict[Setting, tuple[str, ...]] = {}
 
     # --- the queue of definitions to walk -------------------------------------------------
     def enqueue(self, walker: Callable, value: object, steps: tuple[str, ...], **options) -> None:
@@ -204,7 +206,13 @@ class _Analysis:
             self.reach_module(module_name, steps)
 
     def _walk_object(self, value: object, steps: tuple[str, ...]) -> None:
-        walk = walk_object_graph(value, seen=self._seen_objects, keep=self._keep, check=_check_pickle)
+        walk = walk_object_graph(
+            value,
+            seen=self._seen_objects,
+            keep=self._keep,
+            check=_check_pickle,
+            observe=lambda obj, inner: self._note_settings(obj, steps + inner),
+        )
         for found in walk.found:
             self.visit(found.value, steps + found.steps)
         for obj, inner, verdict in walk.problems:
@@ -216,6 +224,10 @@ class _Analysis:
                 "were inspected for the packages they need.",
                 _PREFLIGHT_HINT,
             )
+
+    def _note_settings(self, obj: object, steps: tuple[str, ...]) -> None:
+        for setting in read_settings(obj):
+            self.settings.setdefault(setting, steps)
 
     def _report_unpicklable(self, obj: object, steps: tuple[str, ...], verdict: unpicklable.Unpicklable) -> None:
         path = object_path(steps, _type_name(obj))
@@ -380,11 +392,15 @@ class _Analysis:
     def suggest_hints(self) -> list[Hint]:
         required = self.report.required_keys
         hints: dict[str, Hint] = {}
-        for found in suggest_engines(self.called, self.strings, required, _installed):
+        for found in suggest_engines(self.called, self.strings, required, _installed, self.settings):
             origin = classify(found.module)
             if origin.kind != DISTRIBUTION or origin.match.key in required or origin.match.key in hints:
                 continue
-            chain = self.called.get(found.trigger) or self._string_chain(found.trigger)
+            chain = (
+                self.called.get(found.trigger)
+                or next((steps for s, steps in self.settings.items() if s.trigger == found.trigger), ())
+                or self._string_chain(found.trigger)
+            )
             reason = f"{join_chain(chain)} → {found.reason}" if chain else found.reason
             hints[origin.match.key] = Hint(origin.match.name, origin.match.version, reason, found.module)
         return [hints[key] for key in sorted(hints)]

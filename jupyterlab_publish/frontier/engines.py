@@ -2,10 +2,12 @@
 
 ``pd.read_parquet(path)`` imports pyarrow (or fastparquet) inside pandas, ``create_engine(url)``
 imports the database driver the URL names, ``pd.read_csv("s3://...")`` imports s3fs through fsspec.
-The pickle does not carry them and no import statement mentions them, so they are suggested, with
-the reason, when the function calls such an entry point (or holds such a URL), the library that
-loads the engine is itself required, and an engine is installed here. They are never added
-silently: the user accepts a hint in the Publish dialog.
+A fitted scikit-learn transformer told to ``set_output(transform="pandas")`` imports pandas when it
+transforms: that setting is data inside the captured object. The pickle does not carry these
+engines and no import statement mentions them, so they are suggested, with the reason, when the
+function calls such an entry point (or holds such a URL or setting), the library that loads the
+engine is itself required, and an engine is installed here. They are never added silently: the
+user accepts a hint in the Publish dialog.
 
 The knowledge is the tables below; the matching is the small function at the end.
 """
@@ -65,7 +67,67 @@ ENTRY_POINTS: tuple[EntryPointRule, ...] = (
     ),
     EntryPointRule(frozenset({"read_hdf", "to_hdf", "HDFStore"}), _PANDAS, "PyTables", (("tables",),)),
     EntryPointRule(frozenset({"to_markdown"}), _PANDAS, "tabulate", (("tabulate",),)),
+    # The default parsers are pandas' own: only an engine named in the code needs a distribution.
+    EntryPointRule(
+        frozenset({"read_csv", "read_table", "read_json"}), _PANDAS, "the parser it is told to use", (),
+        by_name={"pyarrow": ("pyarrow",)},
+    ),
+    # html.parser is the standard library's; the other tree builders are chosen by feature name.
+    EntryPointRule(
+        frozenset({"BeautifulSoup"}), frozenset({"beautifulsoup4"}), "the tree builder it is asked for", (),
+        by_name={"lxml": ("lxml",), "lxml-xml": ("lxml",), "xml": ("lxml",), "html5lib": ("html5lib",)},
+    ),
 )
+
+
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: one object per rule
+class SettingRule:
+    """A captured object whose ``attribute`` (a dict) maps ``key`` to a value in ``engines`` makes
+    one of ``hosts`` load that engine when the object is used."""
+
+    attribute: str
+    key: str
+    hosts: frozenset[str]
+    what: str
+    engines: Mapping[str, tuple[str, ...]]
+
+
+SETTINGS: tuple[SettingRule, ...] = (
+    # set_output(transform=...) on an estimator, a pipeline or one of its steps
+    SettingRule(
+        "_sklearn_output_config", "transform", frozenset({"scikit-learn"}), "its output container",
+        {"pandas": ("pandas",), "polars": ("polars",)},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting found in a captured object: which rule, and the value it holds."""
+
+    rule: SettingRule
+    value: str
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.rule.key}={self.value!r}"
+
+
+def read_settings(obj: object) -> list[Setting]:
+    """The engine-deciding settings ``obj`` holds in its ``__dict__`` (read without running code)."""
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except Exception:
+        return []
+    if not isinstance(namespace, dict):
+        return []
+    found = []
+    for rule in SETTINGS:
+        config = namespace.get(rule.attribute)
+        value = config.get(rule.key) if isinstance(config, dict) else None
+        if isinstance(value, str) and value in rule.engines:
+            found.append(Setting(rule, value))
+    return found
 
 # URL protocols that fsspec (and pandas through it) serves with a separate distribution.
 FSSPEC_PROTOCOLS: Mapping[str, str] = {
@@ -90,6 +152,10 @@ SQL_DRIVERS: Mapping[str, str] = {
     "cx_oracle": "cx_Oracle", "pysqlite": "sqlite3", "pysqlcipher": "sqlcipher3",
 }
 SQL_HOSTS = frozenset({"sqlalchemy", "pandas"})
+# Protocols fsspec implements itself: the URL needs fsspec, which pandas does not require.
+FSSPEC_BUILTIN = frozenset(
+    {"memory", "ftp", "zip", "tar", "reference", "simplecache", "filecache", "blockcache", "dir"}
+)
 
 _URL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -121,8 +187,10 @@ def suggest_engines(
     strings: Iterable[str],
     required: set[str],
     installed: Callable[[str], bool],
+    settings: Iterable[Setting] = (),
 ) -> list[EngineSuggestion]:
-    """Engines for the entry points in ``called`` and the URLs in ``strings``.
+    """Engines for the entry points in ``called``, the URLs in ``strings`` and the ``settings``
+    found in captured objects.
 
     ``required`` holds the canonical names of the distributions already required; ``installed``
     tells whether an import name can be found here.
@@ -151,17 +219,26 @@ def suggest_engines(
             continue
         scheme = url.group(1).lower()
         found.extend(_url_engines(scheme, required, installed))
+    for setting in settings:
+        hosts = setting.rule.hosts & required
+        if not hosts:
+            continue
+        for module in _first_installed((setting.rule.engines[setting.value],), installed):
+            reason = f"{setting.trigger}: {sorted(hosts)[0]} loads {setting.rule.what} ({module}) at run time"
+            found.append(EngineSuggestion(module, reason, setting.trigger))
     return found
 
 
 def _url_engines(scheme: str, required: set[str], installed: Callable[[str], bool]) -> list[EngineSuggestion]:
     # Only the scheme is repeated in reasons: the rest of a URL may hold a password.
     trigger = f"{scheme}://"
-    if scheme in FSSPEC_PROTOCOLS and FSSPEC_HOSTS & required:
-        module = FSSPEC_PROTOCOLS[scheme]
+    if (scheme in FSSPEC_PROTOCOLS or scheme in FSSPEC_BUILTIN) and FSSPEC_HOSTS & required:
+        module = FSSPEC_PROTOCOLS.get(scheme, "fsspec")
         if installed(module):
-            hosts = "/".join(sorted(FSSPEC_HOSTS & required))
-            return [EngineSuggestion(module, f"a {trigger} URL: {hosts} open it with {module} (via fsspec)", trigger)]
+            hosts = sorted(FSSPEC_HOSTS & required)
+            opens = f"{'/'.join(hosts)} {'opens' if len(hosts) == 1 else 'open'} it with {module}"
+            via = "" if module == "fsspec" else " (via fsspec)"
+            return [EngineSuggestion(module, f"a {trigger} URL: {opens}{via}", trigger)]
         return []
     dialect, _, driver = scheme.partition("+")
     if dialect not in SQL_DIALECTS or not SQL_HOSTS & required:

@@ -7,6 +7,8 @@ site-packages directory; their modules refuse to be imported, so nothing can use
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 from frontier_sites import make_site, notebook
@@ -24,6 +26,8 @@ ENGINES = {  # distribution -> import name
     "psycopg2-binary": "psycopg2",
     "PyMySQL": "pymysql",
     "SQLAlchemy": "sqlalchemy",
+    "fsspec": "fsspec",
+    "lxml": "lxml",
 }
 
 
@@ -98,6 +102,44 @@ def test_pandas_sql_url_needs_sqlalchemy_and_the_driver(engines):
     assert found == [("PyMySQL", "pymysql"), ("SQLAlchemy", "sqlalchemy")]
 
 
+def test_a_parser_engine_named_in_the_code_is_suggested_only_when_named(engines):
+    named = "def f(text):\n    return pd.read_csv(io.StringIO(text), engine='pyarrow')\n"
+    assert hints(named, io=io) == [("pyarrow", "pyarrow")]
+    assert hints("def f(path):\n    return pd.read_csv(path)\n") == []  # pandas' own C parser
+
+
+def test_a_protocol_fsspec_implements_itself_suggests_fsspec(engines):
+    report = analyze_function(notebook("def f():\n    return pd.read_csv('memory://t.csv')\n", pd=pd)["f"])
+    assert [(h.distribution, h.reason) for h in report.hints] == [
+        ("fsspec", "f → a memory:// URL: pandas opens it with fsspec")
+    ]
+
+
+def test_a_setting_held_by_a_captured_estimator_suggests_its_engine():
+    # pandas is really installed: set_output(transform="pandas") makes scikit-learn import it when
+    # the captured scaler transforms, though the function never names pandas.
+    source = """
+        import numpy as np
+        from sklearn.preprocessing import StandardScaler
+        scaler = StandardScaler().set_output(transform="pandas").fit(np.array([[1.0], [3.0]]))
+        plain = StandardScaler().fit(np.array([[1.0], [3.0]]))
+        def f(rows):
+            return scaler.transform(np.asarray(rows)).to_numpy().tolist()
+        def g(rows):
+            return plain.transform(np.asarray(rows)).tolist()
+    """
+    namespace = notebook(source)
+    report = analyze_function(namespace["f"])
+    assert [r.name for r in report.requirements] == ["numpy", "scikit-learn"]
+    (hint,) = report.hints
+    assert hint.distribution == "pandas"
+    assert hint.reason == (
+        "f → scaler (StandardScaler) → transform='pandas': scikit-learn loads its output container "
+        "(pandas) at run time"
+    )
+    assert analyze_function(namespace["g"]).hints == []
+
+
 def test_no_hint_without_the_host_library(engines):
     # read_parquet is a method of a notebook class here: pandas is not involved
     source = """
@@ -121,6 +163,20 @@ def test_no_hint_for_an_engine_that_is_not_installed_or_already_required(engines
 def test_no_hint_when_nothing_is_installed():
     # without the stand-ins, none of these engines is installed in the test environment
     assert hints("def f(path):\n    return pd.read_parquet(path), pd.read_csv('gs://b/k')\n") == []
+
+
+def test_beautifulsoup_tree_builders_by_feature_name():
+    def installed(module):
+        return module in {"lxml", "html5lib"}
+
+    def modules(strings):
+        return [s.module for s in suggest_engines({"BeautifulSoup"}, strings, {"beautifulsoup4"}, installed)]
+
+    assert modules(["<p>", "lxml"]) == ["lxml"]
+    assert modules(["xml"]) == ["lxml"]
+    assert modules(["html5lib"]) == ["html5lib"]
+    assert modules(["html.parser"]) == []  # the standard library's
+    assert suggest_engines({"BeautifulSoup"}, ["lxml"], set(), installed) == []  # bs4 not required
 
 
 def test_the_table_prefers_lxml_then_beautifulsoup_with_html5lib():
