@@ -91,18 +91,26 @@ def publish(
     cancel: threading.Event | None = None,
     preflight: bool = True,
     batching: bool | dict[str, Any] | None = None,
+    accept_hints: bool = False,
 ):
     """Publish ``fn`` as a web service and return its Deployment (``.url``, ``.name``, ``.version``).
 
     ``requirements`` replaces the analysed list when given; ``sample`` (a JSON list of positional
     arguments or an object of named ones) is run in the notebook first and becomes the smoke test.
-    A failure at any stage raises PublishError and leaves the previous deployment serving.
+    A failure at any stage raises PublishError and leaves the previous deployment serving. Captured
+    values the analysis reports as errors (a lock, an open file, a connection...) are refused before
+    anything is pickled, and a pickle over the size limit ($JUPYTERLAB_PUBLISH_SIZE_LIMIT) before
+    anything is pushed, both as PublishError("unpicklable").
     On a function server, callers need ``Deployment.key`` (``Authorization: Bearer <key>``) unless
     ``public=True``.
 
     Before anything is pushed, the pre-flight check runs the bundle on its sample in a clean
     environment holding only the requirements (and their dependencies), with this kernel's Python;
     ``preflight=False`` skips it, e.g. for a target whose Python minor version differs from the kernel's.
+
+    ``accept_hints`` adds the analysis' plugin-engine hints (``analyze(fn).hints``: pandas' parquet
+    engine for ``read_parquet``, a driver for a database URL...) to the analysed requirements, as the
+    Publish dialog's "Add" buttons do; it has no effect when ``requirements`` is given.
 
     ``batching`` serves a vectorised ``fn`` (a list of items in, one result per item out) in batches:
     ``True`` (max_batch_size=64, max_wait_ms=2), a dict of those two, or ``False``; by default the
@@ -120,9 +128,14 @@ def publish(
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
 
     report_progress("analysing", 0.0, f"Analysing {fn.__name__}")
-    report = analyze(fn, validator=validator, sizes=False)  # pickling below shows real failures
+    # Sizes are not measured here (that would pickle everything twice): the bundle's own pickle is
+    # checked against the size limit below, once it exists and before anything leaves the machine.
+    report = analyze(fn, validator=validator, sizes=False)
+    _refuse_analysis_errors(fn, report)
     if requirements is None:
         chosen = [{"name": r.name, "version": r.version, "why": r.why} for r in report.requirements]
+        if accept_hints:
+            chosen += [{"name": h.distribution, "version": h.version, "why": h.reason} for h in report.hints]
     else:
         chosen = normalize_requirements(requirements)
 
@@ -140,15 +153,84 @@ def publish(
             provenance=_provenance(fn, provenance),
             batching=batching,
         )
+        _refuse_oversized_bundle(fn, bundle)
         report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
         if preflight:
             from .bundle.preflight import preflight as check_in_clean_environment
 
-            check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
+            try:
+                check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
+            except PublishError as exc:
+                raise _with_hint_reason(exc, report.hints) from None
         report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
         deployment = push_bundle(deploy_target, bundle, report_progress, new_version=new_version, public=public)
     report_progress("done", 1.0, deployment.url)
     return deployment
+
+
+def _with_hint_reason(error: PublishError, hints) -> PublishError:
+    """A pre-flight's missing distribution that the analysis had suggested: say so, and how to accept it."""
+    from .frontier import canonicalize_name
+
+    missing = error.details.get("distribution") if error.code == "missing_requirement" else None
+    hint = next((h for h in hints if missing and canonicalize_name(h.distribution) == canonicalize_name(missing)), None)
+    if hint is None:
+        return error
+    return PublishError(
+        error.code,
+        f"{error.message} The analysis suggested it: {hint.reason}.",
+        f"{error.hint} Or accept the analysis' suggestions: publish(..., accept_hints=True), "
+        "jupyter publish --accept-hints, or the Add button in the Publish dialog.",
+        details=error.details,
+    )
+
+
+def _refuse_analysis_errors(fn: Callable[..., Any], report) -> None:
+    """Raise PublishError("unpicklable") listing every error of the analysis, if it found any.
+
+    These are captured values that cannot work in the service (a lock, an open file, a connection,
+    a capture over the size limit): pickling or the pre-flight check would fail on them later, with
+    a message about a type rather than about the user's variable, so publishing stops before it starts.
+    """
+    if not report.errors:
+        return
+    lines = [e.message if not e.path or e.path in e.message else f"{e.message} (at {e.path})" for e in report.errors]
+    what = "a captured value" if len(lines) == 1 else f"{len(lines)} captured values"
+    message = f"Cannot publish {_label(fn)}: {what} will not work once published:\n" + "\n".join(
+        f"  - {line}" for line in lines
+    )
+    hints = list(dict.fromkeys(e.hint for e in report.errors if e.hint))  # several locks, one hint
+    hints.append("Fix the cell so the function no longer captures them, run it again, and publish again.")
+    errors = [{"code": e.code, "message": e.message, "hint": e.hint, "path": e.path} for e in report.errors]
+    raise PublishError("unpicklable", message, "\n".join(hints), details={"errors": errors})
+
+
+def _refuse_oversized_bundle(fn: Callable[..., Any], bundle) -> None:
+    """Raise PublishError("unpicklable") if the bundle's pickles weigh more than the size limit.
+
+    The same limit as the analysis' ``capture_too_large`` error ($JUPYTERLAB_PUBLISH_SIZE_LIMIT,
+    default 2GB); checked on the pickles themselves because publishing does not size each capture.
+    """
+    from .bundle.diagnose import SIZE_LIMIT_ENV, human_size, size_thresholds
+    from .bundle.format import FUNCTION_FILE, VALIDATOR_FILE
+
+    limit = size_thresholds().limit
+    pickles = [bundle.path / FUNCTION_FILE, bundle.path / VALIDATOR_FILE]
+    size = sum(p.stat().st_size for p in pickles if p.exists())
+    if size <= limit:
+        return
+    raise PublishError(
+        "unpicklable",
+        f"Cannot publish {_label(fn)}: it pickles to {human_size(size)} with what it captures, over the "
+        f"size limit of {human_size(limit)}.",
+        "Capture less (load the model inside the function from storage the service can reach, or capture "
+        f"only what the function uses), or raise the limit with {SIZE_LIMIT_ENV}; nothing was pushed.",
+        details={"size": size, "limit": limit},
+    )
+
+
+def _label(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def _progress_reporter(progress: ProgressCallback | None, cancel: threading.Event | None) -> ProgressCallback:

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("--sample", help="sample input as JSON: an array of positional arguments or an object")
     nb.add_argument("--requirement", action="append", dest="requirements", metavar="NAME[==VERSION]",
                     help="replace the analysed requirements (repeat for several)")
+    nb.add_argument("--accept-hints", action="store_true",
+                    help="also declare the plugin engines the analysis suggests (pandas' parquet engine...)")
     nb.add_argument("--target", help="local (default), dir:/path or http://host:port")
     nb.add_argument("--new-version", action="store_true", help="publish a new version of an existing endpoint")
     nb.add_argument("--public", action="store_true", help="let anyone call it without its key")
@@ -133,6 +135,7 @@ def _publish_code(options: argparse.Namespace, notebook_path: str) -> str:
         "sample": json.loads(options.sample) if options.sample is not None else None,
         "new_version": options.new_version,
         "public": options.public,
+        "accept_hints": options.accept_hints,
         "provenance": {"notebook": notebook_path},
     }
     return "\n".join(

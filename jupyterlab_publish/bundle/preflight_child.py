@@ -66,8 +66,9 @@ def run(request):
         def watched(*a, **k):
             try:
                 return served.validator(*a, **k)
-            except ModuleNotFoundError as exc:
-                missing.append(exc)
+            except ImportError as exc:
+                if missing_module_behind(exc) is not None:
+                    missing.append(exc)
                 raise
 
         reason = service.validator_verdict(watched, args, kwargs)
@@ -81,9 +82,22 @@ def run(request):
 def failure(exc):
     lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
-    if isinstance(exc, ModuleNotFoundError):
-        return {"outcome": "missing_module", "module": exc.name, "message": str(exc), "traceback": "\n".join(tail)}
+    missing = missing_module_behind(exc)
+    if missing is not None:
+        return {"outcome": "missing_module", "module": missing.name, "message": str(exc), "traceback": "\n".join(tail)}
     return {"outcome": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": "\n".join(tail)}
+
+
+def missing_module_behind(exc):
+    """The ModuleNotFoundError behind ``exc``: itself, or the one a library re-raised as its own
+    ImportError (pandas' and scikit-learn's optional dependencies do) as cause or context."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

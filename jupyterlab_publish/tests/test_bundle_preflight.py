@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
+
 import pytest
 
 import jupyterlab_publish
@@ -404,3 +406,43 @@ def test_linked_site_holds_only_the_closure(fake_site, tmp_path):
     shutil.rmtree(dest)  # removing the links leaves the distributions themselves alone
     assert (fake_site / "pfns" / "alpha" / "__init__.py").is_file()
     assert (fake_site / "pf_legacy.py").is_file()
+
+
+@pytest.fixture
+def tabulate_site(tmp_path, monkeypatch):
+    """A working stand-in for tabulate (the engine of pandas' to_markdown), installed as a distribution."""
+    from frontier_sites import make_site
+
+    site = make_site(tmp_path, monkeypatch, "engine-site")
+    site.module("tabulate/__init__.py", """
+        __version__ = "0.9.0"
+
+        def tabulate(data, headers=(), tablefmt="", showindex=True, **options):
+            return " | ".join(str(column) for column in data.columns)
+    """)
+    site.dist("tabulate", "0.9.0", files=("tabulate/__init__.py",))
+    invalidate_caches()
+    yield site
+    site.forget_imports()
+    invalidate_caches()
+
+
+def test_a_suggested_engine_missing_at_preflight_says_so_and_accepting_hints_publishes(tmp_path, tabulate_site):
+    ns = notebook("""
+        import pandas as pd
+
+        def as_markdown(rows):
+            return pd.DataFrame(rows).to_markdown()
+    """)
+    target = tmp_path / "out"
+    with pytest.raises(PublishError) as info:
+        jupyterlab_publish.publish(ns["as_markdown"], target=f"dir:{target}", sample=[[{"a": 1}]])
+    assert info.value.code == "missing_requirement"
+    assert info.value.details["distribution"] == "tabulate"
+    assert "The analysis suggested it: as_markdown → to_markdown(): pandas loads tabulate" in info.value.message
+    assert "accept_hints=True" in info.value.hint and "--accept-hints" in info.value.hint
+
+    deployment = jupyterlab_publish.publish(ns["as_markdown"], target=f"dir:{target}", sample=[[{"a": 1}]],
+                                            accept_hints=True)
+    requirements = (Path(deployment.bundle_path) / "requirements.txt").read_text()
+    assert "tabulate==0.9.0" in requirements

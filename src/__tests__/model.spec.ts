@@ -168,6 +168,45 @@ describe('the analysis beyond requirements', () => {
     expect(formatBytes(999)).toBe('999 B');
   });
 
+  it('blocks publishing while the analysis reports errors, whatever the form says', () => {
+    const m = fixtureModel();
+    expect(m.errors.analysis).toMatch(/^A captured value will not work once published\./);
+    expect(m.errors.analysis).toMatch(/Fix the cell .* run it again, and publish again\./);
+    expect(m.isValid).toBe(false);
+    // Errors are about captured values: no requirement, name or sample edit clears them.
+    for (const req of [...m.requirements]) {
+      m.removeRequirement(req.name);
+    }
+    m.name = 'predictor';
+    m.sampleText = '[[0.5, 0.5]]';
+    expect(Object.keys(m.errors)).toEqual(['analysis']);
+    expect(m.isValid).toBe(false);
+  });
+
+  it('counts several analysis errors, and an empty list blocks nothing', () => {
+    const problem = (code: string, path: string) => ({
+      code,
+      message: `${path} cannot be pickled.`,
+      hint: 'Create it inside the function.',
+      path
+    });
+    const blocked = new PublishFormModel(
+      {
+        ...analysis(),
+        errors: [
+          problem('unpicklable_lock', 'predictor → lock (_thread.lock)'),
+          problem('unpicklable_file', 'predictor → handle (_io.BufferedReader)')
+        ]
+      },
+      { functionName: 'predictor', notebookPath: null, cellId: null, defaultTarget: 'local' }
+    );
+    expect(blocked.errors.analysis).toMatch(/^2 captured values will not work/);
+    expect(blocked.isValid).toBe(false);
+    const clear = new PublishFormModel({ ...analysis(), errors: [] }, blocked.context);
+    expect(clear.errors.analysis).toBeUndefined();
+    expect(clear.isValid).toBe(true);
+  });
+
   it('works with an analysis from an older kernel that lacks the new fields', () => {
     const m = model();
     expect(m.pendingHints).toEqual([]);

@@ -38,6 +38,13 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
   const [addError, setAddError] = React.useState<string | null>(null);
   const errors = model.errors;
   const fn = model.analysis.function;
+  const form = React.useRef<HTMLDivElement>(null);
+  // The Dialog disables its accept button (and ignores Enter) while its body holds a
+  // `.jp-mod-error` element, but re-checks only on `input` events: send one after every render,
+  // so an invalid form blocks Publish from the start and a fixed one unblocks it.
+  React.useEffect(() => {
+    form.current?.dispatchEvent(new Event('input'));
+  });
   const change = (apply: () => void) => {
     apply();
     onChange();
@@ -52,7 +59,7 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
   };
 
   return (
-    <div className="jp-PublishDialog-form">
+    <div ref={form} className={`jp-PublishDialog-form${model.isValid ? '' : ' jp-mod-error'}`}>
       <div className="jp-PublishDialog-signature">
         <code>
           {fn.name}
@@ -230,7 +237,7 @@ function Hints({ model, trans, onChange }: IFormProps): JSX.Element | null {
   );
 }
 
-/** What will fail once published: shown before the user clicks Publish. */
+/** What will fail once published: it blocks Publish (see `errors.analysis` of the model). */
 function Problems({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
   const errors = model.analysis.errors ?? [];
   if (!errors.length) {
@@ -246,6 +253,11 @@ function Problems({ model, trans }: { model: PublishFormModel; trans: Translatio
           </li>
         ))}
       </ul>
+      <p className="jp-PublishDialog-blocked">
+        {trans.__(
+          'Publishing is blocked until they are fixed. Editing the requirements does not help: change the cell so the function no longer captures them, run the cell again, then publish again.'
+        )}
+      </p>
     </div>
   );
 }

@@ -134,6 +134,14 @@ export class PublishFormModel {
     if (sample.error) {
       errors.sample = sample.error;
     }
+    // About values the function captured, not about this form: no edit here clears them.
+    const blocking = this.analysis.errors ?? [];
+    if (blocking.length) {
+      errors.analysis =
+        `${blocking.length === 1 ? 'A captured value' : `${blocking.length} captured values`} will not ` +
+        'work once published. Fix the cell so the function no longer captures them, run it again, ' +
+        'and publish again.';
+    }
     return errors;
   }
 
