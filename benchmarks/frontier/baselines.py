@@ -79,16 +79,22 @@ def _closure_step(fn, modules: set[str], worklist: list, seen: set[int]) -> None
                 modules.add(module)
 
 
-def closure_vars_only(published) -> list[str]:
-    """Baseline A."""
+def _frontier(published, steps) -> list[str]:
+    """Run ``steps`` on every function reached from ``published``; the modules they found, as distributions."""
     fn = _as_function(published)
     if fn is None:
         return []
     modules: set[str] = set()
     worklist, seen = [fn], {id(fn)}
     for current in worklist:
-        _closure_step(current, modules, worklist, seen)
+        for step in steps:
+            step(current, modules, worklist, seen)
     return distributions_for(modules)
+
+
+def closure_vars_only(published) -> list[str]:
+    """Baseline A."""
+    return _frontier(published, (_closure_step,))
 
 
 def _import_path(dotted: str, modules: set[str]) -> None:
@@ -132,12 +138,4 @@ def _bytecode_step(fn, modules: set[str], worklist: list, seen: set[int]) -> Non
 
 def closure_vars_and_bytecode(published) -> list[str]:
     """Baseline B."""
-    fn = _as_function(published)
-    if fn is None:
-        return []
-    modules: set[str] = set()
-    worklist, seen = [fn], {id(fn)}
-    for current in worklist:
-        _closure_step(current, modules, worklist, seen)
-        _bytecode_step(current, modules, worklist, seen)
-    return distributions_for(modules)
+    return _frontier(published, (_closure_step, _bytecode_step))
