@@ -1,5 +1,5 @@
 # Two entry points (see README): `make run` sets everything up and opens JupyterLab on the example
-# notebook; `make test` sets everything up and runs jest, pytest and the Galata UI tests.
+# notebook; `make test` sets everything up and runs the linters, jest, pytest and the Galata UI tests.
 # Every install step lives here or in scripts/, so a fresh machine needs nothing else.
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test setup build test-js test-py test-ui browser clean
+.PHONY: run test setup build lint test-js test-py test-ui browser clean
 
 # Jupyter refuses to run as root without being told; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -19,6 +19,7 @@ run: setup
 
 test: setup browser
 	$(MAKE) build
+	$(MAKE) lint
 	$(MAKE) test-js
 	$(MAKE) test-py
 	$(MAKE) test-ui
@@ -43,6 +44,12 @@ browser:
 ui-tests/node_modules/.installed: ui-tests/package.json ui-tests/yarn.lock
 	cd ui-tests && jlpm install
 	touch $@
+
+# eslint, prettier and stylelint as the extension template runs them; ruff for Python mistakes
+# (undefined names, unused imports) that a refactor leaves behind.
+lint: setup
+	jlpm lint:check
+	$(BIN)/ruff check jupyterlab_publish benchmarks ui-tests
 
 test-js: setup
 	jlpm test

@@ -22,11 +22,11 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def __getattr__(name: str) -> Any:
     if name in ("analyze", "publish"):
-        from . import api
+        from . import api  # on first use: the kernel imports this package in every notebook
 
         return getattr(api, name)
     if name == "vectorized":
-        from .bundle.batching import vectorized
+        from .bundle.batching import vectorized  # on first use: it pulls in cloudpickle
 
         return vectorized
     raise AttributeError(f"module 'jupyterlab_publish' has no attribute {name!r}")

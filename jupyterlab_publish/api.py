@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import PublishError
+from .frontier import analyze_function
 from .names import check_endpoint_name
+from .requirement import Requirement, canonical_name, parse_requirements
 
 ProgressCallback = Callable[[str, float, str], None]
-
-# `name` or `name==version`; other specifiers cannot be pinned exactly, so they are refused.
-_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
+ADDED_BY_YOU = "added by you"
 
 
 def analyze(
@@ -31,13 +31,11 @@ def analyze(
     report its size: over ``size_warning`` (default 100MB, $JUPYTERLAB_PUBLISH_SIZE_WARNING) is a
     warning, over ``size_limit`` (default 2GB, $JUPYTERLAB_PUBLISH_SIZE_LIMIT) an error.
     """
-    from .frontier import analyze_function
-
     _check_callable(fn, "fn")
     also = (validator,) if validator is not None else ()
     report = analyze_function(fn, also=also)
     if sizes:
-        from .bundle.diagnose import measure_captures, size_thresholds
+        from .bundle.capture_sizes import measure_captures, size_thresholds  # bundle/ brings cloudpickle: lazily
 
         measure_captures(report, size_thresholds(size_warning, size_limit))
     return report
@@ -51,28 +49,28 @@ def default_endpoint_name(fn: Callable[..., Any]) -> str:
     return name[:63]
 
 
-def normalize_requirements(requirements: Iterable[Any]) -> list[dict[str, str]]:
-    """Accept ``"numpy"``, ``"numpy==2.1.0"`` or ``{"name", "version"[, "why"]}`` entries."""
-    from .frontier import canonicalize_name
+def declared_requirements(requirements: Iterable[Any]) -> list[Requirement]:
+    """The caller's requirements as ``Requirement``s, one per distribution (a later entry wins).
 
-    out: dict[str, dict[str, str]] = {}
-    for entry in requirements:
-        if isinstance(entry, dict):
-            name, version = str(entry.get("name", "")), str(entry.get("version") or "")
-            why = str(entry.get("why") or "added by you")
-            text = f"{name}=={version}" if version else name
-        else:
-            text, why = str(entry), "added by you"
-        match = _REQUIREMENT.match(text)
-        if not match:
-            raise PublishError(
-                "bad_request",
-                f"{text!r} is not a requirement this tool can pin.",
-                "Write a distribution name, optionally with an exact version: 'scikit-learn==1.5.2'.",
-            )
-        name, version = match.group(1), match.group(2) or ""
-        out[canonicalize_name(name)] = {"name": name, "version": version, "why": why}
-    return list(out.values())
+    Each entry is what pip accepts (``"numpy"``, ``"numpy==2.1.0"``, ``"scikit-learn>=1.8"``,
+    ``"pandas[parquet]"``, with a marker), a wire entry (``{"requirement", "why"}``, or protocol 2's
+    ``{"name", "version", "why"}``) or a Requirement. The bundle's lock still pins what is installed.
+    """
+    chosen = {r.key: r for r in parse_requirements(requirements, ADDED_BY_YOU)}
+    return list(chosen.values())
+
+
+def check_requirement(text: str) -> tuple[Requirement, str | None]:
+    """One requirement the user typed, checked against the kernel: it and the installed version.
+
+    PublishError("bad_request") if it is not a requirement, or if it is a range the installed
+    version is outside of (the lock pins what is installed).
+    """
+    # Imported when checking: bundle/ brings cloudpickle, which the kernel loads only to publish.
+    from .bundle.lockfile import check_installed
+
+    requirement = Requirement.parse(text, ADDED_BY_YOU)
+    return requirement, check_installed(requirement)
 
 
 def publish(
@@ -95,8 +93,11 @@ def publish(
 ):
     """Publish ``fn`` as a web service and return its Deployment (``.url``, ``.name``, ``.version``).
 
-    ``requirements`` replaces the analysed list when given; ``sample`` (a JSON list of positional
-    arguments or an object of named ones) is run in the notebook first and becomes the smoke test.
+    ``requirements`` replaces the analysed list when given: what pip accepts (``"scikit-learn==1.5.2"``,
+    ``"scikit-learn>=1.8"``, extras, a marker) or wire entries (see ``declared_requirements``); the
+    bundle's lock pins the versions installed here, so a range must allow them. ``sample`` (a JSON
+    list of positional arguments or an object of named ones) is run in the notebook first and
+    becomes the smoke test.
     A failure at any stage raises PublishError and leaves the previous deployment serving. Captured
     values the analysis reports as errors (a lock, an open file, a connection...) are refused before
     anything is pickled, and a pickle over the size limit ($JUPYTERLAB_PUBLISH_SIZE_LIMIT) before
@@ -116,9 +117,9 @@ def publish(
     ``True`` (max_batch_size=64, max_wait_ms=2), a dict of those two, or ``False``; by default the
     function's ``@jupyterlab_publish.vectorized`` marker decides. Each request then carries one item.
     """
+    # bundle/ (cloudpickle) and targets/ load at the first publish, not when the kernel's comm opens.
     from .bundle import build_bundle
-    from .targets import get_target
-    from .targets.base import push_bundle
+    from .targets import get_target  # (as above)
 
     _check_callable(fn, "fn")
     if validator is not None:
@@ -133,11 +134,12 @@ def publish(
     report = analyze(fn, validator=validator, sizes=False)
     _refuse_analysis_errors(fn, report)
     if requirements is None:
-        chosen = [{"name": r.name, "version": r.version, "why": r.why} for r in report.requirements]
+        chosen = [r.to_requirement() for r in report.requirements]
         if accept_hints:
-            chosen += [{"name": h.distribution, "version": h.version, "why": h.reason} for h in report.hints]
+            chosen += [Requirement.from_entry({"name": h.distribution, "version": h.version, "why": h.reason})
+                       for h in report.hints]
     else:
-        chosen = normalize_requirements(requirements)
+        chosen = declared_requirements(requirements)
 
     report_progress("pickling", 0.0, f"Pickling {fn.__name__} and what it captures")
     with tempfile.TemporaryDirectory(prefix="jupyterlab-publish-") as tmp:
@@ -156,24 +158,22 @@ def publish(
         _refuse_oversized_bundle(fn, bundle)
         report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
         if preflight:
-            from .bundle.preflight import preflight as check_in_clean_environment
+            from .bundle.preflight import preflight as check_in_clean_environment  # (as above)
 
             try:
                 check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
             except PublishError as exc:
                 raise _with_hint_reason(exc, report.hints) from None
         report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
-        deployment = push_bundle(deploy_target, bundle, report_progress, new_version=new_version, public=public)
+        deployment = deploy_target.push(bundle, report_progress, new_version=new_version, public=public)
     report_progress("done", 1.0, deployment.url)
     return deployment
 
 
 def _with_hint_reason(error: PublishError, hints) -> PublishError:
     """A pre-flight's missing distribution that the analysis had suggested: say so, and how to accept it."""
-    from .frontier import canonicalize_name
-
     missing = error.details.get("distribution") if error.code == "missing_requirement" else None
-    hint = next((h for h in hints if missing and canonicalize_name(h.distribution) == canonicalize_name(missing)), None)
+    hint = next((h for h in hints if missing and canonical_name(h.distribution) == canonical_name(missing)), None)
     if hint is None:
         return error
     return PublishError(
@@ -211,8 +211,9 @@ def _refuse_oversized_bundle(fn: Callable[..., Any], bundle) -> None:
     The same limit as the analysis' ``capture_too_large`` error ($JUPYTERLAB_PUBLISH_SIZE_LIMIT,
     default 2GB); checked on the pickles themselves because publishing does not size each capture.
     """
-    from .bundle.diagnose import SIZE_LIMIT_ENV, human_size, size_thresholds
-    from .bundle.format import FUNCTION_FILE, VALIDATOR_FILE
+    # bundle/ brings cloudpickle: imported with the bundle it measures.
+    from .bundle.capture_sizes import SIZE_LIMIT_ENV, human_size, size_thresholds
+    from .bundle.format import FUNCTION_FILE, VALIDATOR_FILE  # (as above)
 
     limit = size_thresholds().limit
     pickles = [bundle.path / FUNCTION_FILE, bundle.path / VALIDATOR_FILE]

@@ -2,13 +2,15 @@
 
     jupyter publish notebook kmeans.ipynb --function predictor --sample '[[0.5, 0.5]]' [--public]
     jupyter publish serve [--host 127.0.0.1] [--port N] [--state-dir D] [--processes N] ...
-    jupyter publish list | show NAME [--json] | rollback NAME [--to N] | delete NAME
-                    | logs NAME [--version N] [--lines N]                      [--target URL]
+    jupyter publish list | show NAME | versions NAME | rollback NAME [--to N] | delete NAME
+                    | logs NAME [--version N] [--lines N]          [--target SPEC] [--json]
 
 ``notebook`` runs the notebook in a real kernel (so the function closes over the same objects as
 in JupyterLab) and calls ``jupyterlab_publish.publish`` there, exactly as the button does.
-The management commands talk to the local function server (started if needed) or to ``--target
-URL`` with the admin token from ``$JUPYTERLAB_PUBLISH_TOKEN``, else from the local state directory.
+The management commands call the Target interface's verbs on ``--target`` (default: the local
+function server, started if needed; or ``dir:/path``, or a function server's URL); a target that
+lacks a verb says so and names the targets that have it. A URL is sent the admin token from
+``$JUPYTERLAB_PUBLISH_TOKEN``, or the local server's own token when the URL is the local server's.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+import urllib.parse
+from typing import Any, Optional
 
 from .errors import PublishError
+from .state.paths import TOKEN_FILE, default_state_dir, read_server_info
+from .targets import Deployment, FunctionServerTarget, Target, get_target
+from .targets.http import TOKEN_ENV
 
 # The line the kernel prints with the outcome; everything else the notebook prints is passed on.
 _RESULT_MARK = "__jupyterlab_publish_result__ "
@@ -60,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("--json", action="store_true", help="print the deployment as JSON")
     nb.set_defaults(run=_publish_notebook)
 
-    from .functions.settings import add_arguments  # standard library only: cheap for --help
+    # Standard library only, cheap for --help; the functions package (starlette...) stays unloaded.
+    from .functions.settings import add_arguments
 
     serve = commands.add_parser("serve", help="run the function server in the foreground")
     add_arguments(serve)
@@ -70,14 +77,16 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         if named:
             command.add_argument("name", help="the function's endpoint name")
-        command.add_argument("--target", help="function server URL (default: the local one, started if needed)")
+        command.add_argument("--target", help="local (default: the local function server, started if needed), "
+                                              "dir:/path or a function server's URL")
         if json_flag:
-            command.add_argument("--json", action="store_true", help="print the server's answer as JSON")
+            command.add_argument("--json", action="store_true", help="print the answer as JSON")
         command.set_defaults(run=runner)
         return command
 
     managing("list", "list published functions", _list, named=False)
     managing("show", "show one function: URL, live version, key, versions", _show)
+    managing("versions", "list one function's versions", _versions)
     rollback = managing("rollback", "make an earlier version live again", _rollback)
     rollback.add_argument("--to", type=int, metavar="VERSION",
                           help="the version to make live (default: the one live before the current one)")
@@ -89,9 +98,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _publish_notebook(options: argparse.Namespace) -> int:
+    # Only this command runs a kernel: nbformat and nbclient load for it, not for every command.
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient import NotebookClient  # (as above)
+    from nbclient.exceptions import CellExecutionError  # (as above)
 
     if not os.path.isfile(options.notebook):
         raise PublishError("bad_request", f"No notebook at {options.notebook}.", "Check the path.")
@@ -165,83 +175,117 @@ def _read_outcome(cell: Any) -> dict[str, Any]:
 
 
 def _serve(options: argparse.Namespace) -> int:
-    from .functions.settings import serve_from_arguments
+    # starlette and uvicorn load only when serving
+    from .functions.server import serve_from_arguments
 
     return serve_from_arguments(options)
 
 
-def _server(options: argparse.Namespace):
-    """A FunctionServerTarget for --target, or for the local server (started if needed)."""
-    from .targets import get_target
-    from .targets.http import TOKEN_ENV
-    from .targets.paths import TOKEN_FILE, default_state_dir
-
+def _management_target(options: argparse.Namespace) -> Target:
+    """The target ``--target`` names; a function server URL gets its admin token here."""
     target = get_target(options.target)
-    if hasattr(target, "client"):  # the local target: talk to its (started) server
-        return target.client()
-    if not hasattr(target, "list_functions"):
-        raise PublishError("unknown_target", f"{options.target} is not a function server.", "Pass --target http://host:port.")
-    if not target.token:
-        # A server on this machine keeps its token in the local state directory.
-        try:
-            target.token = (default_state_dir() / TOKEN_FILE).read_text("utf-8").strip() or None
-        except OSError:
-            pass
-    if not target.token:
-        raise PublishError("target_error", f"no admin token for {target.url}",
-                           f"set {TOKEN_ENV} to the server's admin token (file 'token' in its state directory)")
+    if isinstance(target, FunctionServerTarget) and not target.token:
+        target.token = _local_token_for(target.url)
+        if not target.token:
+            raise PublishError("target_error", f"no admin token for {target.url}",
+                               f"set {TOKEN_ENV} to the server's admin token (file 'token' in its state directory)")
     return target
 
 
+def _origin(url: str) -> tuple:
+    parts = urllib.parse.urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port, parts.path.rstrip("/")
+
+
+def _local_token_for(url: str) -> Optional[str]:
+    """The local server's admin token if ``url`` is the running local server's own address, else None.
+
+    Only that server gets it: the token is the key to every function on this machine, and a
+    --target URL may be anyone's.
+    """
+    state_dir = default_state_dir()
+    info = read_server_info(state_dir)
+    if info is None or _origin(info["url"]) != _origin(url):
+        return None
+    try:
+        return (state_dir / TOKEN_FILE).read_text("utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
 def _list(options: argparse.Namespace) -> int:
-    functions = _server(options).list_functions()
+    functions = _management_target(options).list()
     if options.json:
-        print(json.dumps(functions, indent=2))
-    elif not functions:
+        _print_json([fn.to_dict() for fn in functions])
+        return 0
+    if not functions:
         print("No functions published yet.")
-    for fn in [] if options.json else functions:
-        access = "public" if fn.get("public") else "key"
-        print(f"{fn['name']}\tv{fn.get('live_version')}\t{access}\t{fn.get('url')}")
+    for fn in functions:
+        access = {True: "public", False: "key", None: "-"}[fn.public]
+        live = "-" if fn.live_version is None else f"v{fn.live_version}"
+        print(f"{fn.name}\t{live}\t{access}\t{fn.url}")
     return 0
 
 
 def _show(options: argparse.Namespace) -> int:
-    from .targets.base import Deployment
-
-    info = _server(options).get_function(options.name)
+    target = _management_target(options)
+    info = target.show(options.name)
     if options.json:
-        print(json.dumps(info, indent=2))
+        _print_json(info.to_dict())
         return 0
-    print(f"name: {info['name']}")
-    print(f"url: {info['url']}")
-    print(f"live version: {info.get('live_version')}")
-    print("key: none (public)" if info.get("public") else f"key: {info.get('key')}")
-    deployment = Deployment(info["name"], info.get("live_version") or 0, info["url"], "http", key=info.get("key"))
-    print(f"call it: {deployment.curl()}")
+    print(f"name: {info.name}")
+    print(f"url: {info.url}")
+    print(f"live version: {'none (nothing serves it)' if info.live_version is None else info.live_version}")
+    if info.public is not None:
+        print("key: none (public)" if info.public else f"key: {info.key}")
+    if info.live_version is not None:
+        deployment = Deployment(info.name, info.live_version, info.url, target.kind, key=info.key)
+        print(f"call it: {deployment.curl()}")
     print("versions:")
-    for version in info.get("versions", []):
-        print(f"  v{version['version']}\t{version['status']}\t{version['created']}")
+    _print_versions(info.versions, indent="  ")
+    return 0
+
+
+def _print_versions(versions, indent: str = "") -> None:
+    for version in versions:
+        columns = [f"v{version.version}", version.status, version.created or "-"]
+        if version.location:
+            columns.append(version.location)
+        print(indent + "\t".join(columns))
+
+
+def _versions(options: argparse.Namespace) -> int:
+    versions = _management_target(options).versions(options.name)
+    if options.json:
+        _print_json([version.to_dict() for version in versions])
+    else:
+        _print_versions(versions)
     return 0
 
 
 def _rollback(options: argparse.Namespace) -> int:
-    answer = _server(options).rollback(options.name, options.to)
+    answer = _management_target(options).rollback(options.name, options.to)
     if options.json:
-        print(json.dumps(answer, indent=2))
+        _print_json(answer.to_dict())
     else:
-        print(f"{answer['name']} v{answer['version']} is live again (was v{answer.get('previous_version')}).")
+        print(f"{answer.name} v{answer.version} is live again (was v{answer.previous_version}).")
     return 0
 
 
 def _delete(options: argparse.Namespace) -> int:
-    _server(options).delete_function(options.name)
+    _management_target(options).delete(options.name)
     print(f"Deleted {options.name}.")
     return 0
 
 
 def _logs(options: argparse.Namespace) -> int:
-    answer = _server(options).logs(options.name, options.version, options.lines)
-    sys.stdout.write(answer["log"] + ("\n" if answer["log"] else ""))
+    answer = _management_target(options).logs(options.name, options.version, options.lines)
+    sys.stdout.write(answer.log + ("\n" if answer.log else ""))
     return 0
 
 

@@ -9,14 +9,21 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { addPublishCommand } from './publish/command';
 import { IPublishSettings } from './publish/flow';
-import { CommandIDs, PLUGIN_ID, TRANSLATION_DOMAIN } from './tokens';
+import { Publisher } from './publish/publisher';
+import {
+  CommandIDs,
+  IPublisher,
+  PLUGIN_ID,
+  TRANSLATION_DOMAIN
+} from './tokens';
 
-/** The Publish function command, its palette entry and its settings. Toolbar button, cell menu
- * entry and shortcut are declared in schema/plugin.json. */
-const plugin: JupyterFrontEndPlugin<void> = {
+/** The Publish function command, its palette entry and its settings; provides IPublisher.
+ * Toolbar button, cell menu entry and shortcut are declared in schema/plugin.json. */
+const plugin: JupyterFrontEndPlugin<IPublisher> = {
   id: PLUGIN_ID,
   description: 'Publish a function from a notebook cell as a web service.',
   autoStart: true,
+  provides: IPublisher,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISettingRegistry, ITranslator],
   activate: async (
@@ -27,19 +34,30 @@ const plugin: JupyterFrontEndPlugin<void> = {
     translator: ITranslator | null
   ) => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
-    const settings: IPublishSettings = { defaultTarget: 'local', requestTimeout: 120 };
-    addPublishCommand(app, tracker, trans, () => settings);
-    palette?.addItem({ command: CommandIDs.publish, category: trans.__('Notebook Operations') });
+    const settings: IPublishSettings = {
+      defaultTarget: 'local',
+      requestTimeout: 120
+    };
+    const publisher = new Publisher(tracker, trans, () => settings);
+    addPublishCommand(app, tracker, trans, publisher);
+    palette?.addItem({
+      command: CommandIDs.publish,
+      category: trans.__('Notebook Operations')
+    });
     if (settingRegistry) {
       const loaded = await settingRegistry.load(PLUGIN_ID);
       const read = () => {
-        settings.defaultTarget = (loaded.get('defaultTarget').composite as string) || 'local';
-        settings.requestTimeout = loaded.get('requestTimeout').composite as number;
+        settings.defaultTarget =
+          (loaded.get('defaultTarget').composite as string) || 'local';
+        settings.requestTimeout = loaded.get('requestTimeout')
+          .composite as number;
       };
       read();
       loaded.changed.connect(read);
     }
+    return publisher;
   }
 };
 
+export * from './tokens';
 export default plugin;

@@ -5,10 +5,17 @@
  */
 
 export const COMM_TARGET = 'jupyterlab_publish';
-/** Bump on any incompatible change; a kernel with another version is refused. */
-export const PROTOCOL_VERSION = 2;
+/** Bump on any incompatible change (docs/protocol.md says what changed); a kernel with another
+ * version is refused. Versioned apart from the package. */
+export const PROTOCOL_VERSION = 3;
 
-export const METHODS = ['list_functions', 'analyze', 'publish', 'cancel'] as const;
+export const METHODS = [
+  'list_functions',
+  'analyze',
+  'publish',
+  'cancel',
+  'check_requirements'
+] as const;
 export type Method = (typeof METHODS)[number];
 
 export const STAGES = [
@@ -24,7 +31,8 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
-/** Error codes the kernel sends; stable, so the UI can map each to an action. */
+/** Error codes of the kernel, the function server and the bundle runtime: one family, stable, so
+ * the UI can map each to an action (jupyterlab_publish/errors.py holds the same list). */
 export const KERNEL_ERROR_CODES = [
   'bad_request',
   'unknown_method',
@@ -38,16 +46,30 @@ export const KERNEL_ERROR_CODES = [
   'name_taken',
   'invalid_sample',
   'sample_failed',
-  'smoke_test_failed',
-  'invalid_bundle',
-  'target_unreachable',
-  'target_error',
-  'unknown_target',
+  'missing_requirement',
+  'preflight_failed',
   'cancelled',
   'busy',
   'internal',
-  'missing_requirement',
-  'preflight_failed'
+  'unknown_target',
+  'unsupported',
+  'target_unreachable',
+  'target_error',
+  'invalid_bundle',
+  'environment_mismatch',
+  'smoke_test_failed',
+  'not_found',
+  'unauthorized',
+  'payload_too_large',
+  'unavailable',
+  'worker_failed',
+  'timeout',
+  'method_not_allowed',
+  'invalid_input',
+  'function_error',
+  'unserialisable_result',
+  'batch_error',
+  'bad_gateway'
 ] as const;
 export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];
 
@@ -83,8 +105,11 @@ export interface IFunctionInfo {
 
 export interface IRequirement {
   name: string;
+  /** The exact version when pinned with `==`, else empty. */
   version: string;
   why: string;
+  /** The PEP 508 line (`scikit-learn==1.5.2`, `pandas[parquet]>=3`); the kernel parses it. */
+  requirement?: string;
   chains?: string[];
   modules?: string[];
   /** Installed with `pip install -e`: the pinned version may not exist on the target's index. */
@@ -149,7 +174,8 @@ export interface IPublishParams {
   function: string;
   name: string;
   target: string | null;
-  requirements: { name: string; version: string }[];
+  /** What pip accepts, as text the kernel parses (protocol 3). */
+  requirements: IRequirementParam[];
   validator: string | null;
   sample: unknown[] | { [key: string]: unknown } | null;
   new_version: boolean;
@@ -159,6 +185,17 @@ export interface IPublishParams {
   preflight?: boolean;
   /** Publish without a key (the kernel's default: false). */
   public?: boolean;
+}
+
+export interface IRequirementParam {
+  requirement: string;
+  why?: string;
+}
+
+/** The kernel's reading of requirement texts: one entry (or null) per text, in order. */
+export interface ICheckRequirements {
+  requirements: ((IRequirement & { installed: string | null }) | null)[];
+  errors: { index: number; message: string; hint: string }[];
 }
 
 /** `details` of a `missing_requirement` error: the installed distribution to add. */
@@ -198,6 +235,10 @@ export interface IMethods {
   };
   publish: { params: IPublishParams; result: IDeployment };
   cancel: { params: { request_id: string }; result: { cancelled: boolean } };
+  check_requirements: {
+    params: { texts: string[] };
+    result: ICheckRequirements;
+  };
 }
 
 export interface IRequest<M extends Method = Method> {
@@ -257,7 +298,8 @@ const REQUIRED_PARAMS: { [M in Method]: string[] } = {
   list_functions: ['code'],
   analyze: ['function'],
   publish: ['function', 'name'],
-  cancel: ['request_id']
+  cancel: ['request_id'],
+  check_requirements: []
 };
 
 function isObject(value: unknown): value is { [key: string]: unknown } {
@@ -284,8 +326,21 @@ export function checkRequest(data: unknown): IRequest {
   }
   for (const key of REQUIRED_PARAMS[data.method as Method]) {
     if (typeof params[key] !== 'string') {
-      throw new ProtocolError(`${String(data.method)} needs the parameter '${key}'`);
+      throw new ProtocolError(
+        `${String(data.method)} needs the parameter '${key}'`
+      );
     }
+  }
+  if (
+    data.method === 'check_requirements' &&
+    !(
+      Array.isArray(params.texts) &&
+      params.texts.every(text => typeof text === 'string')
+    )
+  ) {
+    throw new ProtocolError(
+      "check_requirements needs 'texts' to be a list of strings"
+    );
   }
   return data as unknown as IRequest;
 }
@@ -311,7 +366,9 @@ export function checkReply(data: unknown): Reply {
       return data as unknown as IProgress;
     case 'result':
       if (typeof data.id !== 'string' || !isObject(data.result)) {
-        throw new ProtocolError('result needs the request id and an object result');
+        throw new ProtocolError(
+          'result needs the request id and an object result'
+        );
       }
       return data as unknown as IResultMessage;
     case 'error': {
@@ -320,7 +377,9 @@ export function checkReply(data: unknown): Reply {
         !isObject(error) ||
         !KERNEL_ERROR_CODES.includes(error.code as KernelErrorCode)
       ) {
-        throw new ProtocolError("error needs an 'error' object with a known code");
+        throw new ProtocolError(
+          "error needs an 'error' object with a known code"
+        );
       }
       return data as unknown as IErrorMessage;
     }

@@ -2,7 +2,8 @@
 
 A bundle holds the cloudpickled function (and validator), a pinned requirements.txt, the runtime's
 ``service.py`` and a ``manifest.json`` that lists every file with its sha256. This package runs in
-the user's kernel, so it uses the standard library and cloudpickle only.
+the user's kernel, so it uses the standard library and cloudpickle only (and ``packaging``, through
+``jupyterlab_publish.requirement``, to read requirements).
 """
 
 from jupyterlab_publish.runtime.service import json_ready

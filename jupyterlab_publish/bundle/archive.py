@@ -24,8 +24,8 @@ import zlib
 from pathlib import Path
 
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.state.atomic import atomic_directory
 
-from .atomic import atomic_directory
 from .format import MANIFEST, SIGNATURE, Bundle
 from .reader import modified, parse_manifest, read_bundle
 from .signature import sign_manifest, verify_signature

@@ -18,8 +18,8 @@ import cloudpickle
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.names import check_endpoint_name
 from jupyterlab_publish.runtime import service
+from jupyterlab_publish.state.atomic import atomic_directory, write_file
 
-from .atomic import atomic_directory, write_file
 from .batching import resolve_batching
 from .format import (
     BUNDLE_FORMAT,
@@ -34,9 +34,9 @@ from .format import (
     sha256_hex,
 )
 from .lockfile import lock_requirements, manifest_lock, render_requirements_lock
-from .pickling import dump_callable, pickled_by_value
+from .pickling import dump_callable, register_modules_by_value
 from .provenance import build_provenance
-from .requirements import plan_requirements, render_requirements_txt
+from .requirements_txt import plan_requirements, render_requirements_txt
 from .sample import normalise_sample, run_sample
 
 
@@ -55,7 +55,7 @@ def build_bundle(
 ) -> Bundle:
     """Write the bundle for ``fn`` to ``dest_dir`` (which must not exist) and return it.
 
-    ``requirements`` are the caller's ``{"name", "version", "why"}`` entries; ``local_modules`` are
+    ``requirements`` are ``Requirement``s (or their wire entries); ``local_modules`` are
     module names whose code travels inside the pickle; ``sample`` (a JSON array or object) is run in
     this process and its answer recorded; ``provenance`` supplies ``notebook`` and ``cell_id``;
     ``preload_modules`` are submodules the service imports before unpickling (cloudpickle re-imports
@@ -76,7 +76,7 @@ def build_bundle(
         raise PublishError("bad_request", f"{dest} exists already; a bundle is written to a new directory",
                            "Choose a directory that does not exist yet, or remove the old one first.")
 
-    with pickled_by_value(local_modules):
+    with register_modules_by_value(local_modules):
         files = {FUNCTION_FILE: dump_callable(fn, _label(fn))}
         if validator is not None:
             files[VALIDATOR_FILE] = dump_callable(validator, _label(validator))
@@ -90,6 +90,7 @@ def build_bundle(
     manifest = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
+        "runtime_contract": service.RUNTIME_CONTRACT,  # how a server starts the runtime copied below
         "name": name,
         "function": _describe(fn),
         "validator": {"name": _label(validator)} if validator is not None else None,
@@ -100,8 +101,8 @@ def build_bundle(
             "implementation": sys.implementation.name,
         },
         "cloudpickle": cloudpickle.__version__,
-        "requirements": plan.declared,
-        "runtime_requirements": plan.runtime,
+        "requirements": [requirement.to_entry() for requirement in plan.declared],
+        "runtime_requirements": [requirement.line() for requirement in plan.runtime],
         "local_modules": local_modules,
         "lock": manifest_lock(lock),
         "preload_modules": sorted(set(_check_local_modules(preload_modules))),  # same shape: module names

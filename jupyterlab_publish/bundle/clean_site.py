@@ -1,6 +1,6 @@
 """A site directory holding only some installed distributions, for the pre-flight check.
 
-``distribution_closure`` is the lock of the declared names (``frontier.lock``: ``Requires-Dist``
+``distribution_closure`` is the lock of the declared requirements (``frontier.lock``: ``Requires-Dist``
 followed through installed metadata, markers and extras included); ``link_site`` mirrors those
 distributions into an empty directory with symlinks, so a ``python -I -S`` child whose ``sys.path``
 is the standard library plus that directory imports exactly what the service's environment will
@@ -10,8 +10,8 @@ What is linked is what each distribution's RECORD lists (its package directories
 directories of manylinux wheels, compiled extensions, its ``.dist-info``). A directory is linked
 whole when no other installed distribution has module files under it, which keeps a
 scikit-learn closure at a few dozen links; shared directories (namespace packages such as
-``google/``) are created for real and their entries linked one by one. Standard library and
-cloudpickle only, like the rest of the kernel side.
+``google/``) are created for real and their entries linked one by one. Standard library only
+(requirements are read by ``jupyterlab_publish.requirement``), like the rest of the kernel side.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from jupyterlab_publish.frontier.distributions import canonicalize_name, get_index
+from jupyterlab_publish.frontier.distributions import get_index
 from jupyterlab_publish.frontier.lock import LockRoot, lock_closure
+from jupyterlab_publish.requirement import Requirement, canonical_name
 
 DECLARED = "declared"
 
@@ -42,24 +43,23 @@ class ClosureEntry:
 @dataclass
 class Closure:
     entries: dict[str, ClosureEntry] = field(default_factory=dict)  # canonical name -> entry
-    not_installed: list[str] = field(default_factory=list)  # declared names this kernel lacks
+    not_installed: list[str] = field(default_factory=list)  # declared distributions this kernel lacks
 
     def describe(self) -> list[str]:
         return [f"{e.name} {e.version}" for e in self.entries.values()]
 
 
-def distribution_closure(names: Iterable[str]) -> Closure:
-    """The installed distributions ``names`` (``"pkg"`` or ``"pkg[extra]"``) need, dependencies included."""
-    roots = []
-    for text in names:
-        name, _, rest = text.partition("[")
-        extras = tuple(e.strip() for e in rest.rstrip("]").split(",") if e.strip())
-        roots.append(LockRoot(name.strip(), DECLARED, extras))
+def distribution_closure(requirements: Iterable[Requirement]) -> Closure:
+    """The installed distributions ``requirements`` need (their extras' too), dependencies included.
+
+    A requirement whose marker fails in this interpreter is not for it, so it adds nothing.
+    """
+    roots = [LockRoot.of(r, DECLARED) for r in requirements if r.applies() is not False]
     lock = lock_closure(roots)
     index = get_index()
     closure = Closure(not_installed=[m.name for m in lock.missing if DECLARED in m.required_by])
     for entry in lock.entries:
-        key = canonicalize_name(entry.name)
+        key = canonical_name(entry.name)
         dist = index.by_key.get(key)
         if dist is not None:
             # the installed version: a declared pin that differs cannot be checked here

@@ -13,9 +13,10 @@ from .diagnose import find_unpicklable
 
 
 @contextlib.contextmanager
-def pickled_by_value(module_names):
-    """Make cloudpickle embed the named modules' code instead of referencing them by import.
+def register_modules_by_value(module_names):
+    """For the ``with`` block: cloudpickle embeds the named modules' code instead of importing them.
 
+    (Not ``frontier.analyzer.pickled_by_value``, which asks whether one value already travels so.)
     Local modules (a ``utils.py`` next to the notebook) are not installed in the service's
     environment, so their functions and classes must travel inside the pickle. The registration is
     process-wide, hence undone on exit — except for modules that were registered before we came.

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.frontier import find_distribution
+from jupyterlab_publish.requirement import Requirement, canonical_name
+from jupyterlab_publish.state.logs import tail
 
 from .clean_site import Closure, distribution_closure, link_site
 from .format import Bundle
@@ -45,6 +48,9 @@ _ENVIRONMENT_KEPT = (
 )
 _SHOWN_CHARS = 300  # of each value in a message; the details hold more
 _DETAIL_CHARS = 20_000
+# What an error shows of the child's output: its last lines, read from the last 4000 bytes.
+LOG_LINES = 200
+LOG_BYTES = 4000
 
 ProgressCallback = Callable[[str, float, str], None]
 
@@ -76,8 +82,8 @@ def preflight(
     manifest = bundle.manifest
     label = (manifest.get("function") or {}).get("name") or manifest.get("name", "the function")
     _check_python(manifest)
-    declared = [r["name"] for r in manifest.get("requirements") or ()]
-    closure = distribution_closure([*declared, *RUNTIME_DISTRIBUTIONS])
+    declared = [Requirement.from_entry(entry) for entry in manifest.get("requirements") or ()]
+    closure = distribution_closure([*declared, *map(Requirement.parse, RUNTIME_DISTRIBUTIONS)])
     report = progress or (lambda stage, fraction, message: None)
     report("preflight", 0.1, f"Checking {label} in a clean environment with {len(closure.entries)} distributions")
     # TemporaryDirectory removes the links with shutil.rmtree, which never follows a symlink: the
@@ -150,7 +156,7 @@ def _run_child(request: Path, cwd: Path, log_path: Path, timeout: float, cancel,
                         f"{label} did not answer the sample input within {timeout:g} s in the pre-flight check.",
                         "Make the sample smaller, or check that the function does not wait for something "
                         "only the notebook provides (input, a server, a lock).",
-                        details={"log": _tail(log_path)},
+                        details={"log": tail(log_path, LOG_LINES, max_bytes=LOG_BYTES)},
                     )
         finally:
             if process.poll() is None:
@@ -179,7 +185,7 @@ def _read_outcome(path: Path, log_path: Path, label: str) -> dict:
             "was killed.",
             "The output below says what happened; a crash in a compiled library often means a "
             "missing shared library.",
-            details={"log": _tail(log_path)},
+            details={"log": tail(log_path, LOG_LINES, max_bytes=LOG_BYTES)},
         ) from None
 
 
@@ -223,8 +229,6 @@ def _judge(outcome: dict, manifest: dict, closure: Closure, label: str) -> None:
 
 
 def _missing_module_error(module: str, manifest: dict, closure: Closure, label: str, trace: str) -> PublishError:
-    from jupyterlab_publish.frontier import canonicalize_name, find_distribution
-
     found = find_distribution(module) if module else None
     if found is None and "." in module:
         found = find_distribution(module.partition(".")[0])
@@ -240,7 +244,7 @@ def _missing_module_error(module: str, manifest: dict, closure: Closure, label: 
             details={"module": module, "not_installed": closure.not_installed, "log": trace},
         )
     name, version = found
-    if canonicalize_name(name) in closure.entries:
+    if canonical_name(name) in closure.entries:
         return PublishError(
             "preflight_failed",
             f"{label} needs the module {module!r} of {name} {version}, which is declared, yet the "
@@ -261,7 +265,7 @@ def _missing_module_error(module: str, manifest: dict, closure: Closure, label: 
 
 
 def _pin(entry: dict) -> str:
-    return f"{entry['name']}=={entry['version']}" if entry.get("version") else entry["name"]
+    return Requirement.from_entry(entry).line()
 
 
 def first_difference(expected: Any, actual: Any, where: str = "result") -> str | None:
@@ -302,11 +306,4 @@ def _clip(value: Any) -> Any:
     text = json.dumps(value, ensure_ascii=False)
     return value if len(text) <= _DETAIL_CHARS else text[:_DETAIL_CHARS] + "…"
 
-
-def _tail(log_path: Path, chars: int = 4000) -> str:
-    try:
-        data = log_path.read_bytes()[-chars:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace")
 

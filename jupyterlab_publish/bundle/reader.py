@@ -19,7 +19,9 @@ from .format import (
     BUNDLE_FORMAT_VERSION,
     ENTRYPOINT,
     MANIFEST,
+    OLDEST_RUNTIME_CONTRACT,
     REQUIRED_FILES,
+    RUNTIME_CONTRACT,
     SIGNATURE,
     VALIDATOR_FILE,
     Bundle,
@@ -100,7 +102,26 @@ def parse_manifest(data: bytes) -> dict:
             raise _invalid(f"{MANIFEST} does not list {filename}, which every such bundle needs")
     if manifest.get("entrypoint") != ENTRYPOINT:
         raise _invalid(f"{MANIFEST} names entrypoint {manifest.get('entrypoint')!r}, expected {ENTRYPOINT}")
+    _check_runtime_contract(manifest.get("runtime_contract"))
     return manifest
+
+
+def _check_runtime_contract(contract) -> None:
+    # Absent: an older bundle, whose contract format.runtime_contract tells from its files.
+    if contract is None:
+        return
+    if type(contract) is not int or contract < OLDEST_RUNTIME_CONTRACT:
+        raise _invalid(f"{MANIFEST} has a malformed runtime_contract ({contract!r}); expected a whole number "
+                       f"from {OLDEST_RUNTIME_CONTRACT}")
+    if contract > RUNTIME_CONTRACT:
+        raise PublishError(
+            "invalid_bundle",
+            f"the bundle's runtime speaks runtime contract {contract}; this version of jupyterlab-publish "
+            f"knows contracts {OLDEST_RUNTIME_CONTRACT} to {RUNTIME_CONTRACT}",
+            "Upgrade jupyterlab-publish where the bundle is read (the function server), or rebuild the "
+            "bundle with this version.",
+            {"reason": "unknown_runtime_contract", "runtime_contract": contract},
+        )
 
 
 def _is_plain_name(name) -> bool:

@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.state.paths import user_key_path
 
 from .format import MANIFEST, SIGNATURE
 
 ALGORITHM = "hmac-sha256"
 # Versioned so a future derivation can coexist with this one; never change these bytes.
 _TOKEN_CONTEXT = b"jupyterlab-publish bundle signing v1"
-USER_KEY_FILE = "signing.key"
 _MAX_SIGNATURE_BYTES = 4096
 
 
@@ -102,7 +102,7 @@ def verify_signature(manifest_bytes: bytes, signature_bytes, key: bytes) -> None
 
 def user_key(path=None) -> bytes:
     """This user's signing key for bundles written to directories, created (mode 0600) on first use."""
-    path = Path(path) if path is not None else _default_user_key_path()
+    path = Path(path) if path is not None else user_key_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # O_EXCL: if two kernels create it at once, one writes the key and the other reads it.
@@ -137,12 +137,6 @@ def _read_user_key(path: Path) -> bytes:
         raise PublishError("target_error", f"the signing key {path} is empty or damaged",
                            "delete it to have a new one made (bundles signed with it will no longer verify)")
     return key
-
-
-def _default_user_key_path() -> Path:
-    from jupyterlab_publish.targets.paths import jupyter_data_dir  # standard library only
-
-    return jupyter_data_dir() / "jupyterlab_publish" / USER_KEY_FILE
 
 
 def _refused(reason: str, message: str, hint: str) -> PublishError:

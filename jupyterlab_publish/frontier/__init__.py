@@ -1,15 +1,17 @@
 """Module frontier: which distributions a published function needs, and why.
 
-Standard library only, so it runs in any kernel environment. Entry point: ``analyze_function``.
+The standard library, plus ``packaging`` (through ``jupyterlab_publish.requirement``, imported when
+a requirement is first read), so it runs in any kernel environment. Entry point: ``analyze_function``.
 """
 
 from .analyzer import analyze_function
-from .distributions import canonicalize_name, installed_version, invalidate_caches
+from .distributions import installed_version, invalidate_caches
 from .lock import LockEntry, LockRoot, lock_closure
 from .modules import find_distribution
-from .report import Capture, FrontierReport, FrontierWarning, FunctionInfo, Hint, LocalModule, Requirement
+from .report import AnalysedRequirement, Capture, FrontierReport, FrontierWarning, FunctionInfo, Hint, LocalModule
 
 __all__ = [
+    "AnalysedRequirement",
     "Capture",
     "FrontierReport",
     "FrontierWarning",
@@ -18,9 +20,7 @@ __all__ = [
     "LocalModule",
     "LockEntry",
     "LockRoot",
-    "Requirement",
     "analyze_function",
-    "canonicalize_name",
     "find_distribution",
     "installed_version",
     "invalidate_caches",

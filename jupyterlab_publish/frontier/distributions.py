@@ -11,6 +11,7 @@ The index is built once per process and rebuilt only when a directory on ``sys.p
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import importlib.machinery
@@ -22,14 +23,10 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from ..requirement import canonical_name
 from .paths import in_site_packages, normalize_path
 
 _MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
-
-
-def canonicalize_name(name: str) -> str:
-    """PEP 503 normal form: lowercase, runs of ``-_.`` become one ``-``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class DistributionMatch:
 
     @property
     def key(self) -> str:
-        return canonicalize_name(self.name)
+        return canonical_name(self.name)
 
     @property
     def reason(self) -> str:
@@ -116,7 +113,7 @@ def _add_distribution(index: _Index, dist: importlib.metadata.Distribution) -> N
     name, version = _name_and_version(dist)
     if not name:
         return
-    key = canonicalize_name(name)
+    key = canonical_name(name)
     if key in index.by_key:
         return  # shadowed by an earlier sys.path entry, as import would be
     index.by_key[key] = dist
@@ -164,8 +161,6 @@ def _editable_roots(base: str, files) -> tuple[list[str], dict[str, str]]:
     (hatchling, flit, setuptools' compat mode), or a meta-path finder module holding a table of
     top-level names to paths (setuptools' strict and lenient modes).
     """
-    import ast  # only editable installs need it
-
     roots, mapping = [], {}
     for record in files:
         text = str(record)
@@ -311,8 +306,8 @@ def match_top_level(top: str) -> DistributionMatch | None:
         return _choose(index, index.by_top_level[top], "top_level.txt")
     packages = index.packages()
     if top in packages:
-        return _choose(index, [canonicalize_name(n) for n in packages[top]], "packages_distributions")
-    key = canonicalize_name(top)
+        return _choose(index, [canonical_name(n) for n in packages[top]], "packages_distributions")
+    key = canonical_name(top)
     if key in index.by_key:
         return _choose(index, [key], "module name")
     return None
@@ -321,7 +316,7 @@ def match_top_level(top: str) -> DistributionMatch | None:
 def installed_version(dist_name: str) -> str | None:
     """Installed version of a distribution (any spelling of its name), or None."""
     index = get_index()
-    key = canonicalize_name(dist_name)
+    key = canonical_name(dist_name)
     if key in index.versions:
         return index.versions[key]
     try:

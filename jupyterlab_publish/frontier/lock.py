@@ -4,7 +4,9 @@ The closure is read from installed metadata (``Requires-Dist`` of each distribut
 evaluated for this interpreter, the extras a requirement asks for followed), not computed by a
 resolver: the kernel's environment is the one the function ran in, so these versions are known to
 work together. Only installed distributions can be pinned; a dependency whose marker holds here but
-that is not installed is reported as missing.
+that is not installed is reported as missing. ``Requires-Dist`` lines are read as ``Requirement``s
+(``packaging``), their markers evaluated with the extras each requirer asked for; a marker that
+cannot be evaluated is followed when the dependency is installed and never reported missing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import collections
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .distributions import canonicalize_name, get_index
-from .markers import DependencySpec, parse_dependency
+from ..requirement import Requirement, canonical_name
+from .distributions import get_index
 
 _BASE = ""  # the context of a distribution's unconditional dependencies (no extra requested)
 
@@ -31,6 +33,11 @@ class LockRoot:
     requirer: str
     extras: tuple[str, ...] = ()
     version: str | None = None
+
+    @classmethod
+    def of(cls, requirement: Requirement, requirer: str) -> LockRoot:
+        """The root for a declared requirement: a range locks the installed version, a pin itself."""
+        return cls(requirement.name, requirer, requirement.extras, requirement.pinned_version)
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Lock:
     missing: list[MissingDependency] = field(default_factory=list)
 
 
-def _dependencies(key: str) -> list[DependencySpec]:
+def _dependencies(key: str) -> list[Requirement]:
     """The parsed ``Requires-Dist`` of an installed distribution, kept with the index."""
     index = get_index()
     memo_key = ("requires", key)
@@ -62,11 +69,11 @@ def _dependencies(key: str) -> list[DependencySpec]:
             lines = (dist.requires if dist is not None else None) or []
         except Exception:  # unreadable metadata: nothing to follow
             lines = []
-        index.cache[memo_key] = [spec for spec in map(parse_dependency, lines) if spec is not None]
+        index.cache[memo_key] = [spec for spec in map(Requirement.read, lines) if spec is not None]
     return index.cache[memo_key]
 
 
-def _applies(spec: DependencySpec, context: str) -> bool | None:
+def _applies(spec: Requirement, context: str) -> bool | None:
     return spec.applies(frozenset({context}) if context != _BASE else frozenset())
 
 
@@ -81,7 +88,7 @@ def lock_closure(roots: Iterable[LockRoot]) -> Lock:
     queue: collections.deque[tuple[str, str]] = collections.deque()
 
     def reach(name: str, extras: Iterable[str], requirer: str) -> bool:
-        key = canonicalize_name(name)
+        key = canonical_name(name)
         if key not in index.by_key:
             return False
         required_by[key].add(requirer)
@@ -94,10 +101,10 @@ def lock_closure(roots: Iterable[LockRoot]) -> Lock:
     for root in roots:
         if reach(root.name, root.extras, root.requirer):
             if root.version:
-                pins[canonicalize_name(root.name)] = root.version
+                pins[canonical_name(root.name)] = root.version
         else:
-            spelled.setdefault(canonicalize_name(root.name), root.name)
-            missing[canonicalize_name(root.name)].add(root.requirer)
+            spelled.setdefault(canonical_name(root.name), root.name)
+            missing[canonical_name(root.name)].add(root.requirer)
     while queue:
         key, context = queue.popleft()
         requirer = index.names[key]

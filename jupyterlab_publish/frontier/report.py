@@ -7,6 +7,8 @@ import sys
 import types
 from dataclasses import asdict, dataclass, field
 
+from ..errors import PublishError
+from ..requirement import Requirement
 from .distributions import DistributionMatch
 from .lock import LockEntry
 
@@ -24,7 +26,9 @@ class FunctionInfo:
 
 
 @dataclass
-class Requirement:
+class AnalysedRequirement:
+    """A distribution the function needs, at its installed version, and the chains that need it."""
+
     name: str
     version: str | None
     why: str
@@ -32,6 +36,11 @@ class Requirement:
     modules: list[str] = field(default_factory=list)
     # installed with `pip install -e`: the pin names a version the target may not find on an index
     editable: bool = False
+    # the PEP 508 line publishing declares: ``name==version``, or the bare name without a version
+    requirement: str = ""
+
+    def to_requirement(self) -> Requirement:
+        return Requirement.parse(self.requirement or self.name, self.why)
 
 
 @dataclass
@@ -76,7 +85,7 @@ class Hint:
 @dataclass
 class FrontierReport:
     function: FunctionInfo
-    requirements: list[Requirement] = field(default_factory=list)
+    requirements: list[AnalysedRequirement] = field(default_factory=list)
     local_modules: list[LocalModule] = field(default_factory=list)
     captured: list[Capture] = field(default_factory=list)
     warnings: list[FrontierWarning] = field(default_factory=list)
@@ -152,10 +161,19 @@ class _RequirementDraft:
     def _ranked(self) -> list[tuple[str, int]]:
         return sorted(self.chains.items(), key=lambda item: (item[1], item[0]))
 
-    def build(self) -> Requirement:
+    def build(self) -> AnalysedRequirement:
         ranked = [text for text, _ in self._ranked()]
         match = self.match
-        return Requirement(match.name, match.version, ranked[0], ranked, sorted(self.modules), match.editable)
+        return AnalysedRequirement(
+            match.name, match.version, ranked[0], ranked, sorted(self.modules), match.editable, self.line()
+        )
+
+    def line(self) -> str:
+        """``name==version`` pinned to what is installed; the bare name if that is not PEP 440."""
+        try:
+            return Requirement.from_entry({"name": self.match.name, "version": self.match.version or ""}).line()
+        except PublishError:
+            return self.match.name
 
 
 class ReportBuilder:
@@ -198,6 +216,14 @@ class ReportBuilder:
 
     def build(self, function: FunctionInfo) -> FrontierReport:
         requirements = [self._requirements[key].build() for key in sorted(self._requirements)]
+        for found in requirements:
+            if found.version and found.requirement == found.name:
+                self.warn(
+                    "unpinned_version",
+                    f"{found.name} {found.version} is installed, but that is not a PEP 440 version: the "
+                    "requirement cannot pin it.",
+                    f"Write the version of {found.name} the service should get in the Publish dialog.",
+                )
         local = [entry for _, entry in sorted(self._local.items())]
         return FrontierReport(
             function,

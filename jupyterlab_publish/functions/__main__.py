@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .settings import add_arguments, serve_from_arguments
+from .server import serve_from_arguments
+from .settings import add_arguments
 
 
 def main(argv=None) -> int:

@@ -8,8 +8,8 @@ Public: POST   /functions/{name}         (proxied to a worker of the live versio
         GET    /healthz                  GET /metrics (Prometheus, gathered from the workers)
 
 Invocations handed off by the front door never reach this app; the ones that do are proxied, and
-the worker checks the key either way (contract item 5). Only a worker whose runtime predates keys
-gets its key checked here instead.
+the worker checks the key either way (docs/bundle-format.md, "Invocation keys"). Only a worker whose
+runtime predates keys (runtime contract 1) gets its key checked here instead.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ from typing import Optional
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import PublishError
 from . import metrics
 from .auth import bearer_matches
-from .core import FunctionService, Rejected, check_name, sha256_hex
+from .core import FunctionService, check_name, sha256_hex
 from .workers import WorkerPool, WorkerStartError
 
 log = logging.getLogger("jupyterlab_publish.functions")
@@ -41,8 +43,30 @@ MAX_BUNDLE_BYTES = 2 * 1024**3
 DEFAULT_LOG_LINES = 200
 
 
-def _error(status: int, error: str, message: str, hint: str = "", **extra) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message, "hint": hint, **extra}, status_code=status)
+# -- errors: every refusal is a PublishError, answered here with its code's status ----------------
+
+
+async def _publish_error_answer(request: Request, exc: PublishError) -> JSONResponse:
+    """The one place the server turns an error into an answer: ``errors.HTTP_STATUS`` and
+    ``PublishError.http_body()``; the http target reads the same code back."""
+    headers = {"www-authenticate": 'Bearer realm="jupyterlab-publish"'} if exc.code == "unauthorized" else None
+    return JSONResponse(exc.http_body(), status_code=exc.http_status, headers=headers)
+
+
+async def _no_route(request: Request, exc: HTTPException) -> JSONResponse:
+    return await _publish_error_answer(request, PublishError(
+        "not_found", f"no route {request.url.path} on this function server",
+        "the admin API is under /api/functions, functions under /functions/<name>"))
+
+
+async def _method_not_allowed(request: Request, exc: HTTPException) -> JSONResponse:
+    answer = await _publish_error_answer(request, PublishError(
+        "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"))
+    answer.headers.update(exc.headers or {})  # Starlette's Allow header
+    return answer
+
+
+EXCEPTION_HANDLERS = {PublishError: _publish_error_answer, 404: _no_route, 405: _method_not_allowed}
 
 
 def _base_url(request: Request) -> str:
@@ -56,7 +80,7 @@ def _flag(request: Request, name: str) -> bool:
         return True
     if value in ("0", "false", "no", ""):
         return False
-    raise Rejected(400, "bad_request", f"{name}={value!r} is not a boolean", f"write {name}=true or {name}=false")
+    raise PublishError("bad_request", f"{name}={value!r} is not a boolean", f"write {name}=true or {name}=false")
 
 
 def _number(request: Request, name: str, default: Optional[int]) -> Optional[int]:
@@ -66,18 +90,7 @@ def _number(request: Request, name: str, default: Optional[int]) -> Optional[int
     try:
         return int(value)
     except ValueError:
-        raise Rejected(400, "bad_request", f"{name}={value!r} is not a whole number", f"e.g. {name}=2") from None
-
-
-def _handles_rejections(handler):
-    @functools.wraps(handler)
-    async def wrapped(request: Request):
-        try:
-            return await handler(request)
-        except Rejected as exc:
-            return JSONResponse(exc.body, status_code=exc.status)
-
-    return wrapped
+        raise PublishError("bad_request", f"{name}={value!r} is not a whole number", f"e.g. {name}=2") from None
 
 
 def _key_accepted(header: Optional[str], keys_sha256: tuple) -> bool:
@@ -91,33 +104,34 @@ def _key_accepted(header: Optional[str], keys_sha256: tuple) -> bool:
     return any(secrets.compare_digest(presented, accepted) for accepted in keys_sha256)
 
 
-def unauthorized_call(name: str) -> JSONResponse:
-    return _error(401, "unauthorized", f"calling {name} needs its key: send 'Authorization: Bearer <key>'",
-                  f"`jupyter publish show {name}` shows the key; publish with public=true for keyless calls")
+def unauthorized_call(name: str) -> PublishError:
+    return PublishError("unauthorized", f"calling {name} needs its key: send 'Authorization: Bearer <key>'",
+                        f"`jupyter publish show {name}` shows the key; publish with public=true for keyless calls")
 
 
-def create_app(service: FunctionService, token: str, on_startup=None, on_shutdown=None) -> Starlette:
+def create_server_app(service: FunctionService, token: str, on_startup=None, on_shutdown=None) -> Starlette:
+    """The function server's Starlette app (the runtime's per-bundle app is ``runtime.service.create_app``)."""
     settings = service.settings
 
     def admin(handler):
         @functools.wraps(handler)
         async def wrapped(request: Request):
             if not bearer_matches(request.headers.get("authorization"), token):
-                return _error(
-                    401, "unauthorized", "the admin API needs 'Authorization: Bearer <admin token>'",
+                raise PublishError(
+                    "unauthorized", "the admin API needs 'Authorization: Bearer <admin token>'",
                     "the token is in the server's state directory, file 'token'",
                 )
             try:
                 return await handler(request)
-            except Rejected:
+            except PublishError:
                 raise
             except Exception as exc:
                 # A bug or an environmental failure (disk full...): answer JSON the client can show.
                 log.exception("admin request %s %s failed", request.method, request.url.path)
-                return _error(500, "internal", f"the function server failed: {type(exc).__name__}: {exc}",
-                              "see the server's log (server.log in its state directory)")
+                raise PublishError("internal", f"the function server failed: {type(exc).__name__}: {exc}",
+                                   "see the server's log (server.log in its state directory)") from exc
 
-        return _handles_rejections(wrapped)
+        return wrapped
 
     @admin
     async def publish(request: Request):
@@ -155,17 +169,16 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
         return JSONResponse(service.logs(request.path_params["name"], _number(request, "version", None),
                                          _number(request, "lines", DEFAULT_LOG_LINES)))
 
-    @_handles_rejections
     async def invoke(request: Request):
         name = request.path_params["name"]
         pool = await _live_pool(service, name)
         authorization = request.headers.get("authorization")
         if not pool.checks_keys and not _key_accepted(authorization, pool.launch.keys_sha256):
-            return unauthorized_call(name)
+            raise unauthorized_call(name)
         body = await _bounded_body(request, settings.max_body)
         headers = {"content-type": request.headers.get("content-type", "application/json")}
         if authorization is not None:
-            headers["authorization"] = authorization  # the worker checks the key (contract item 5)
+            headers["authorization"] = authorization  # the worker checks it ("Invocation keys")
         pool, worker = await _running_worker(service, name)
         try:
             try:
@@ -178,25 +191,23 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
                 pool, worker = await _running_worker(service, name)
                 answer = await service.client.post(worker.url + "/", content=body, headers=headers)
         except httpx.TimeoutException:
-            return _error(504, "timeout", f"{name} did not answer within {settings.request_timeout:g} s",
-                          "the server's --request-timeout sets the limit")
+            raise PublishError("timeout", f"{name} did not answer within {settings.request_timeout:g} s",
+                               "the server's --request-timeout sets the limit") from None
         except httpx.HTTPError as exc:
-            return _error(502, "worker_failed", f"the worker serving {name} failed during the call: {exc!r}",
-                          "see `jupyter publish logs " + name + "`; it is being restarted", log=pool.log_tail())
+            raise PublishError("worker_failed", f"the worker serving {name} failed during the call: {exc!r}",
+                               f"see `jupyter publish logs {name}`; it is being restarted",
+                               {"log": pool.log_tail()}) from exc
         return Response(answer.content, status_code=answer.status_code,
                         media_type=answer.headers.get("content-type", "application/json"))
 
-    @_handles_rejections
     async def info(request: Request):
         return JSONResponse(service.public_info(request.path_params["name"], _base_url(request)))
 
-    @_handles_rejections
     async def openapi(request: Request):
         _, worker = await _running_worker(service, request.path_params["name"])
         answer = await service.client.get(worker.url + "/openapi.json")
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")
 
-    @_handles_rejections
     async def docs(request: Request):
         _, worker = await _running_worker(service, request.path_params["name"])
         answer = await service.client.get(worker.url + "/docs")
@@ -248,6 +259,7 @@ def create_app(service: FunctionService, token: str, on_startup=None, on_shutdow
             Route("/functions/{name}/docs", docs, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
     )
 
 
@@ -255,8 +267,9 @@ async def _live_pool(service: FunctionService, name: str) -> WorkerPool:
     try:
         return await service.ensure_worker(name)
     except WorkerStartError as exc:
-        raise Rejected(503, "unavailable", f"{name} is not running and could not be restarted: {exc.message}",
-                       f"see `jupyter publish logs {name}`; publish a fixed version or roll back", log=exc.log) from exc
+        raise PublishError("unavailable", f"{name} is not running and could not be restarted: {exc.message}",
+                           f"see `jupyter publish logs {name}`; publish a fixed version or roll back",
+                           {"log": exc.log}) from exc
 
 
 async def _running_worker(service: FunctionService, name: str):
@@ -267,15 +280,15 @@ async def _running_worker(service: FunctionService, name: str):
         pool = await _live_pool(service, name)
         worker = pool.next_worker()
     if worker is None:
-        raise Rejected(503, "unavailable", f"{name} is restarting; try again in a moment",
-                       f"see `jupyter publish logs {name}`", log=pool.log_tail())
+        raise PublishError("unavailable", f"{name} is restarting; try again in a moment",
+                           f"see `jupyter publish logs {name}`", {"log": pool.log_tail()})
     return pool, worker
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    too_large = Rejected(413, "payload_too_large", f"the request body exceeds {limit} bytes",
-                         "send less data per call, or start the server with a larger --max-body")
+    too_large = PublishError("payload_too_large", f"the request body exceeds {limit} bytes",
+                             "send less data per call, or start the server with a larger --max-body")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
@@ -287,12 +300,17 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _bundle_too_large() -> PublishError:
+    return PublishError("payload_too_large", f"the bundle exceeds {MAX_BUNDLE_BYTES} bytes",
+                        "leave large data out of the function's captures, or load it from a file or URL at run time")
+
+
 @contextlib.asynccontextmanager
 async def _received_upload(request: Request, directory: Path):
     """Stream the request body to a temporary file (bounded), yield its path, then delete it."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
-        raise Rejected(413, "bad_request", f"the bundle exceeds {MAX_BUNDLE_BYTES} bytes")
+        raise _bundle_too_large()
     fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar.gz", dir=str(directory))
     path = Path(name)
     try:
@@ -301,11 +319,11 @@ async def _received_upload(request: Request, directory: Path):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BUNDLE_BYTES:
-                    raise Rejected(413, "bad_request", f"the bundle exceeds {MAX_BUNDLE_BYTES} bytes")
+                    raise _bundle_too_large()
                 handle.write(chunk)
         if size == 0:
-            raise Rejected(400, "invalid_bundle", "the request has no body; send the bundle as .tar.gz",
-                           "pack the bundle with pack_bundle")
+            raise PublishError("invalid_bundle", "the request has no body; send the bundle as .tar.gz",
+                               "pack the bundle with pack_bundle")
         yield path
     finally:
         path.unlink(missing_ok=True)

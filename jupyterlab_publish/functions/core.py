@@ -26,12 +26,13 @@ import httpx
 
 from ..bundle import unpack_bundle
 from ..errors import PublishError
-from ..targets.base import NAME_PATTERN
+from ..names import ENDPOINT_NAME as NAME_PATTERN
+from ..state.logs import tail
 from .environment import EnvironmentMismatch, EnvironmentResolver, SharedInterpreter
 from .layout import Layout
 from .settings import ServingSettings
 from .store import Store
-from .workers import DEFAULT_START_TIMEOUT, Launch, WorkerPool, WorkerStartError, probe_runtime, reap_orphan, tail
+from .workers import DEFAULT_START_TIMEOUT, Launch, WorkerPool, WorkerStartError, reap_orphan, runtime_features
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
@@ -40,23 +41,18 @@ MAX_LOG_LINES = 10_000
 _VERSION_DIR = re.compile(r"^v[1-9][0-9]*$")
 
 
-class Rejected(Exception):
-    """A request the server refuses; ``body`` is the JSON answer (``error``, ``message``, ...)."""
-
-    def __init__(self, status: int, error: str, message: str, hint: str = "", **extra):
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": error, "message": message, "hint": hint, **extra}
+# A request the server refuses raises PublishError; app.py answers it with the code's HTTP status
+# (errors.HTTP_STATUS) and ``PublishError.http_body()``.
 
 
-def not_found(name: str) -> Rejected:
-    return Rejected(404, "not_found", f"no function named {name}; list them with `jupyter publish list`")
+def not_found(name: str) -> PublishError:
+    return PublishError("not_found", f"no function named {name}; list them with `jupyter publish list`")
 
 
 def check_name(name: str) -> None:
     if not NAME_PATTERN.match(name):
-        raise Rejected(
-            400, "invalid_name", f"{name!r} is not a valid function name",
+        raise PublishError(
+            "invalid_name", f"{name!r} is not a valid function name",
             "use 1-63 characters: a lowercase letter first, then lowercase letters, digits or '-'",
         )
 
@@ -141,7 +137,7 @@ class FunctionService:
         for row in self.store.live_versions():
             try:
                 await self._pool_for_live(row["name"])
-            except (Rejected, WorkerStartError) as exc:
+            except (PublishError, WorkerStartError) as exc:
                 log.error("could not restart %s v%s: %s", row["name"], row["version"], exc)
 
     # -- keys --------------------------------------------------------------------------------------
@@ -158,15 +154,17 @@ class FunctionService:
         return key
 
     def _accepted_keys(self, key: str, public: bool) -> tuple:
-        """sha256 of the bearer keys a worker accepts (contract item 5); empty means public."""
+        """sha256 of the bearer keys a worker accepts (docs/bundle-format.md, "Invocation keys");
+        empty means public."""
         if public:
             return ()
         return tuple(sha256_hex(k) for k in (key, self.admin_token) if k)
 
     # -- workers ---------------------------------------------------------------------------------
 
-    async def _new_pool(self, name: str, version: int, version_dir: Path, environment, keys: tuple) -> WorkerPool:
-        features = await asyncio.to_thread(probe_runtime, environment, version_dir / "bundle")
+    def _new_pool(self, name: str, version: int, version_dir: Path, manifest: dict, environment,
+                  keys: tuple) -> WorkerPool:
+        features = runtime_features(manifest)  # the manifest says how to start its runtime
         launch = Launch(name=name, version=version, version_dir=version_dir, environment=environment,
                         settings=self.settings, features=features, keys_sha256=keys, upstream=self.upstream)
         return WorkerPool(launch, self.client, self.start_timeout, self.counters)
@@ -187,7 +185,7 @@ class FunctionService:
             except EnvironmentMismatch as exc:
                 raise WorkerStartError(exc.message, "") from exc
             keys = self._accepted_keys(self._function_key(name), function["public"])
-            pool = await self._new_pool(name, live["version"], version_dir, environment, keys)
+            pool = self._new_pool(name, live["version"], version_dir, live["manifest"], environment, keys)
             self.workers[name] = pool
             pool.supervise()
             return pool
@@ -244,34 +242,32 @@ class FunctionService:
             "public": public,
         }
 
-    def name_taken(self, name: str) -> Rejected:
+    def name_taken(self, name: str) -> PublishError:
         live = self.store.live_version(name)
-        return Rejected(
-            409, "name_taken",
+        return PublishError(
+            "name_taken",
             f"a function named {name} exists already (live version {live['version'] if live else '-'})",
             "publish a new version (new_version=true) or choose another name",
-            name=name,
+            {"name": name},
         )
 
     async def _stage(self, name: str, version: int, version_dir: Path, archive: Path, *, keys_sha256: tuple = ()):
         """Unpack, verify, start and smoke-test a version; return its worker pool and the test outcome."""
-        try:
-            # With the key, unpack_bundle checks the signature, then each file's sha256 as it streams
-            # in: nothing unverified reaches the version directory, nothing is unpickled here at all.
-            bundle = await asyncio.to_thread(unpack_bundle, archive, version_dir / "bundle", key=self.signing_key)
-        except PublishError as exc:
-            raise Rejected(400, exc.code, exc.message, exc.hint, **exc.details) from exc
+        # With the key, unpack_bundle checks the signature, then each file's sha256 as it streams
+        # in: nothing unverified reaches the version directory, nothing is unpickled here at all.
+        # Its PublishError (invalid_bundle...) is the answer as it stands.
+        bundle = await asyncio.to_thread(unpack_bundle, archive, version_dir / "bundle", key=self.signing_key)
         manifest = bundle.manifest
         self.store.set_manifest(name, version, manifest)
         try:
             environment = await asyncio.to_thread(self.resolver.prepare, manifest, version_dir)
         except EnvironmentMismatch as exc:
-            raise Rejected(400, "target_error", exc.message, exc.hint) from exc
-        pool = await self._new_pool(name, version, version_dir, environment, keys_sha256)
+            raise PublishError("environment_mismatch", exc.message, exc.hint) from exc
+        pool = self._new_pool(name, version, version_dir, manifest, environment, keys_sha256)
         try:
             await pool.start()
         except WorkerStartError as exc:
-            raise Rejected(422, "smoke_test_failed", exc.message, _SMOKE_HINT, log=exc.log) from exc
+            raise PublishError("smoke_test_failed", exc.message, _SMOKE_HINT, {"log": exc.log}) from exc
         try:
             smoke = await self._smoke_test(pool, manifest)
         except BaseException:
@@ -308,8 +304,8 @@ class FunctionService:
         return "passed"
 
     @staticmethod
-    def _smoke_failure(pool: WorkerPool, message: str) -> Rejected:
-        return Rejected(422, "smoke_test_failed", message, _SMOKE_HINT, log=pool.log_tail())
+    def _smoke_failure(pool: WorkerPool, message: str) -> PublishError:
+        return PublishError("smoke_test_failed", message, _SMOKE_HINT, {"log": pool.log_tail()})
 
     # -- rollback --------------------------------------------------------------------------------
 
@@ -325,15 +321,15 @@ class FunctionService:
             keys = self._accepted_keys(self._function_key(name), function["public"])
             try:
                 environment = await asyncio.to_thread(self.resolver.prepare, target["manifest"], version_dir)
-                pool = await self._new_pool(name, target["version"], version_dir, environment, keys)
+                pool = self._new_pool(name, target["version"], version_dir, target["manifest"], environment, keys)
                 await pool.start()
             except EnvironmentMismatch as exc:
-                raise Rejected(409, "target_error", f"cannot roll {name} back to v{target['version']}: {exc.message}",
-                               exc.hint) from exc
+                raise PublishError("target_error",
+                                   f"cannot roll {name} back to v{target['version']}: {exc.message}", exc.hint) from exc
             except WorkerStartError as exc:
-                raise Rejected(
-                    409, "target_error", f"cannot roll {name} back to v{target['version']}: {exc.message}",
-                    f"v{live['version'] if live else '-'} is still serving; see the log below", log=exc.log,
+                raise PublishError(
+                    "target_error", f"cannot roll {name} back to v{target['version']}: {exc.message}",
+                    f"v{live['version'] if live else '-'} is still serving; see the log below", {"log": exc.log},
                 ) from exc
             try:
                 async with self._worker_locks[name]:
@@ -353,18 +349,18 @@ class FunctionService:
         if to is None:
             target = self.store.previously_live(name)
             if target is None:
-                raise Rejected(409, "target_error", f"{name} has no earlier version to roll back to",
-                               f"`jupyter publish show {name}` lists its versions")
+                raise PublishError("target_error", f"{name} has no earlier version to roll back to",
+                                   f"`jupyter publish show {name}` lists its versions")
             return target
         target = self.store.version(name, to)
         if target is None:
-            raise Rejected(404, "not_found", f"{name} has no version {to}",
-                           f"`jupyter publish show {name}` lists its versions")
+            raise PublishError("not_found", f"{name} has no version {to}",
+                               f"`jupyter publish show {name}` lists its versions")
         if target["status"] == "live":
-            raise Rejected(409, "target_error", f"v{to} of {name} is already live", "nothing to do")
+            raise PublishError("target_error", f"v{to} of {name} is already live", "nothing to do")
         if target["status"] != "retired":
-            raise Rejected(409, "target_error", f"v{to} of {name} is {target['status']} and cannot go live",
-                           "roll back to a version that was live before, or publish a fixed version")
+            raise PublishError("target_error", f"v{to} of {name} is {target['status']} and cannot go live",
+                               "roll back to a version that was live before, or publish a fixed version")
         return target
 
     # -- reading and deleting --------------------------------------------------------------------
@@ -424,14 +420,14 @@ class FunctionService:
         if not self.store.function_exists(name):
             raise not_found(name)
         if not 1 <= lines <= MAX_LOG_LINES:
-            raise Rejected(400, "bad_request", f"lines must be between 1 and {MAX_LOG_LINES}, not {lines}")
+            raise PublishError("bad_request", f"lines must be between 1 and {MAX_LOG_LINES}, not {lines}")
         if version is None:
             row = self.store.live_version(name) or (self.store.versions(name) or [None])[-1]
         else:
             row = self.store.version(name, version)
         if row is None:
-            raise Rejected(404, "not_found", f"{name} has no version {version}",
-                           f"`jupyter publish show {name}` lists its versions")
+            raise PublishError("not_found", f"{name} has no version {version}",
+                               f"`jupyter publish show {name}` lists its versions")
         log_path = Path(row["bundle_dir"]).parent / "worker.log"
         return {"name": name, "version": row["version"], "lines": lines, "log": tail(log_path, lines)}
 

@@ -1,6 +1,7 @@
 """Which Python a version's worker runs on: the seam where per-function environments plug in.
 
-Two resolvers, chosen with ``--environments`` (or ``JUPYTERLAB_PUBLISH_ENVIRONMENTS``):
+Two resolvers, chosen with ``--environments`` (or ``JUPYTERLAB_PUBLISH_ENVIRONMENTS``) by
+``resolvers.make_resolver``:
 
 - ``uv`` (the default, ``uv_environments.UvEnvironments``): each bundle runs in a virtual environment
   holding only its pinned requirements, one per lock hash, built by uv and shared by every version
@@ -20,7 +21,6 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
 
 ENVIRONMENTS_ENV = "JUPYTERLAB_PUBLISH_ENVIRONMENTS"
 ENVIRONMENT_KINDS = ("uv", "shared")
@@ -97,17 +97,3 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
                         help="install requirements without network access: from --find-links and uv's cache only")
     parser.add_argument("--find-links", action="append", default=[], metavar="DIR",
                         help="a directory of wheels to install from (a wheelhouse); may be repeated")
-
-
-def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence = ()) -> EnvironmentResolver:
-    """The resolver for ``kind`` (None: ``$JUPYTERLAB_PUBLISH_ENVIRONMENTS`` or uv)."""
-    kind = kind or default_environments()
-    if kind == "shared":
-        if offline or find_links:
-            raise ValueError("--offline and --find-links apply to --environments uv only")
-        return SharedInterpreter()
-    if kind != "uv":
-        raise ValueError(f"unknown environments {kind!r}: use one of {', '.join(ENVIRONMENT_KINDS)}")
-    from .uv_environments import UvEnvironments  # imports packaging; only the server needs it
-
-    return UvEnvironments(envs_dir, offline=offline, find_links=find_links)

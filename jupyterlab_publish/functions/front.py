@@ -19,12 +19,15 @@ import socket
 import time
 from typing import Callable, Optional
 
+from ..names import ENDPOINT_NAME
+
 log = logging.getLogger("jupyterlab_publish.functions")
 
-# Only calls: `POST /functions/<name>` (names follow the endpoint-name rule). The function's pages
+# Only calls: `POST /functions/<name>` (names follow the one endpoint-name rule). The function's pages
 # (GET) are answered by the server, which knows its versions; a connection that starts with one
 # simply stays with the server, whose proxy serves any calls made on it later.
-_FUNCTION_REQUEST = re.compile(rb"^POST /functions/([a-z][a-z0-9-]{0,62})(?:[/?# ]|$)")
+_NAME = ENDPOINT_NAME.pattern.removeprefix("^").removesuffix("$").encode("ascii")
+_FUNCTION_REQUEST = re.compile(rb"^POST /functions/(" + _NAME + rb")(?:[/?# ]|$)")
 _PEEK_BYTES = 4096
 # A client that connects and says nothing is dropped after this; one that is slow to send its
 # request line is handed to uvicorn, whose parser copes with any pace.

@@ -15,27 +15,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from ..targets.paths import SERVER_INFO, TOKEN_FILE
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+from ..state.atomic import write_atomically
+from ..state.paths import SERVER_INFO, TOKEN_FILE
 
 
 class Layout:

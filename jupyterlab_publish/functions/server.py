@@ -9,6 +9,7 @@ lifespan, before uvicorn re-raises the signal.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime
 import importlib.util
@@ -21,15 +22,16 @@ from typing import Optional
 import uvicorn
 
 from ..bundle.signature import key_from_token
-from ..targets.filelock import try_lock
-from ..targets.paths import default_state_dir, read_server_info
-from .app import create_app
+from ..state.atomic import write_atomically
+from ..state.lock import try_hold
+from ..state.paths import default_state_dir, read_server_info
+from .app import create_server_app
 from .auth import ensure_token
 from .core import FunctionService
-from .environment import make_resolver
 from .front import Front, uvicorn_protocol_factory
-from .layout import Layout, write_atomically
-from .settings import ServingSettings
+from .layout import Layout
+from .resolvers import make_resolver
+from .settings import ServingSettings, from_arguments
 
 DEFAULT_HOST = "127.0.0.1"  # exposing functions beyond this machine is the operator's decision
 _POLL_INTERVAL = 1.0  # watching a pid where pidfd_open is unavailable (macOS, old Linux)
@@ -43,9 +45,8 @@ class AlreadyRunning(Exception):
 
 def _hold_run_lock(layout: Layout) -> int:
     """Lock held for the server's lifetime (released by the OS if it dies): one server per state dir."""
-    fd = os.open(str(layout.run_lock), os.O_RDWR | os.O_CREAT, 0o600)
-    if not try_lock(fd):
-        os.close(fd)
+    fd = try_hold(layout.run_lock)
+    if fd is None:
         info = read_server_info(layout.root)
         where = f" at {info['url']} (pid {info['pid']})" if info else ""
         raise AlreadyRunning(f"a function server is already running for {layout.root}{where}")
@@ -147,7 +148,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         # Publishers sign bundles with the key derived from this token; the server checks it.
         service = FunctionService(layout, resolver, signing_key=key_from_token(token), settings=settings,
                                   admin_token=token, upstream=url)
-        app = create_app(service, token, on_shutdown=lambda: layout.remove_server_info(pid))
+        app = create_server_app(service, token, on_shutdown=lambda: layout.remove_server_info(pid))
         config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5,
                                 http=_fastest("httptools", "h11"))
         server = uvicorn.Server(config)
@@ -194,6 +195,18 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         os.close(lock_fd)
 
 
+def serve_from_arguments(options: argparse.Namespace) -> int:
+    """``serve`` with the flags of ``settings.add_arguments`` (``jupyter publish serve``, ``__main__``)."""
+    try:
+        settings = from_arguments(options)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(options.host, options.port, options.state_dir, settings=settings,
+                 exit_with_pid=options.exit_with_pid, log_level=options.log_level,
+                 environments=options.environments, offline=options.offline, find_links=options.find_links)
+
+
 def _fastest(preferred: str, fallback: str) -> str:
     """uvicorn's name for the faster implementation when it is installed (httptools parses in C)."""
     return preferred if importlib.util.find_spec(preferred) is not None else fallback
@@ -201,10 +214,10 @@ def _fastest(preferred: str, fallback: str) -> str:
 
 def _fastest_loop_factory():
     if sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None:
-        import uvloop
+        import uvloop  # optional: found by find_spec above
 
         return uvloop.new_event_loop
     return None
 
 
-__all__ = ["DEFAULT_HOST", "serve"]
+__all__ = ["DEFAULT_HOST", "serve", "serve_from_arguments"]

@@ -1,7 +1,8 @@
 """How the function server runs its workers: one set of settings, one set of command-line flags.
 
 ``jupyter publish serve`` and ``python -m jupyterlab_publish.functions serve`` share
-``add_arguments``, and ``LocalTarget`` starts the latter, so every entry point takes the same flags.
+``add_arguments`` (and ``server.serve_from_arguments``), and ``LocalTarget`` starts the latter, so
+every entry point takes the same flags.
 Importing this module is cheap (standard library only): a CLI's ``--help`` builds the parser.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from typing import Optional
 
 from .environment import add_environment_arguments
@@ -83,17 +83,4 @@ def from_arguments(options: argparse.Namespace) -> ServingSettings:
     )
 
 
-def serve_from_arguments(options: argparse.Namespace) -> int:
-    from . import serve  # uvicorn and starlette load only when serving
-
-    try:
-        settings = from_arguments(options)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return serve(options.host, options.port, options.state_dir, settings=settings,
-                 exit_with_pid=options.exit_with_pid, log_level=options.log_level,
-                 environments=options.environments, offline=options.offline, find_links=options.find_links)
-
-
-__all__ = ["DEFAULT_MAX_BODY", "ServingSettings", "add_arguments", "from_arguments", "serve_from_arguments"]
+__all__ = ["DEFAULT_MAX_BODY", "ServingSettings", "add_arguments", "from_arguments"]

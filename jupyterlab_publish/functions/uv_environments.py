@@ -30,13 +30,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from ..bundle.format import LOCK_FILE, REQUIREMENTS_FILE
-from ..targets.filelock import try_lock
+from ..requirement import Requirement
+from ..state.atomic import write_atomically
+from ..state.lock import exclusive_lock
 from .environment import EnvironmentMismatch, EnvironmentResolver, WorkerEnvironment, check_python_minor
-from .layout import write_atomically
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
@@ -72,7 +70,7 @@ def venv_python(env_dir: Path) -> Path:
     return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def normalise_requirements(text: str) -> list:
+def canonical_requirement_lines(text: str) -> list:
     """The requirement lines of a requirements file in a canonical, sorted form (for hashing).
 
     Comments, blank lines, line continuations, spacing, name spelling (``Scikit_Learn``) and order
@@ -84,16 +82,15 @@ def normalise_requirements(text: str) -> list:
         line = re.sub(r"(^|\s)#.*$", "", raw).strip()
         if not line:
             continue
-        requirement, _, options = line.partition(" --")
-        try:
-            parsed = Requirement(requirement.strip())
-        except InvalidRequirement:
+        written, _, options = line.partition(" --")
+        parsed = Requirement.read(written)
+        if parsed is None:
             lines.append(" ".join(line.split()))  # an option line (-c, --index-url...): keep as written
             continue
-        extras = f"[{','.join(sorted(canonicalize_name(e) for e in parsed.extras))}]" if parsed.extras else ""
+        extras = f"[{','.join(parsed.extras)}]" if parsed.extras else ""  # canonical and sorted already
         url = f" @ {parsed.url}" if parsed.url else ""
         marker = f"; {parsed.marker}" if parsed.marker else ""
-        canonical = f"{canonicalize_name(parsed.name)}{extras}{parsed.specifier}{url}{marker}"
+        canonical = f"{parsed.key}{extras}{parsed.specifier}{url}{marker}"
         if options:
             canonical += " " + " ".join(sorted(("--" + options).split()))
         lines.append(canonical)
@@ -101,9 +98,9 @@ def normalise_requirements(text: str) -> list:
 
 
 def lock_hash(minor: str, requirements: str, lock: Optional[str] = None) -> str:
-    parts = [f"python {minor}", *normalise_requirements(requirements)]
+    parts = [f"python {minor}", *canonical_requirement_lines(requirements)]
     if lock is not None:
-        parts += ["[lock]", *normalise_requirements(lock)]
+        parts += ["[lock]", *canonical_requirement_lines(lock)]
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -211,7 +208,7 @@ class UvEnvironments(EnvironmentResolver):
             self._run(uv, install, "install the function's requirements", name)
             seconds = round(time.monotonic() - started, 3)
             metadata = {
-                "hash": key, "python": base, "minor": minor, "requirements": normalise_requirements(requirements),
+                "hash": key, "python": base, "minor": minor, "requirements": canonical_requirement_lines(requirements),
                 "locked": has_lock, "offline": self.offline, "created": _now(), "build_seconds": seconds,
                 "built_for": name, "last_used": _now(),
             }
@@ -254,30 +251,14 @@ class UvEnvironments(EnvironmentResolver):
             log.warning("could not record the use of %s: %s", env_dir, exc)
 
     def _hash_lock(self, key: str):
-        return _held_lock(self.root / f".{key}.lock", self.install_timeout * 2 + 60)
+        return exclusive_lock(self.root / f".{key}.lock", self.install_timeout * 2 + 60, on_timeout=_still_building)
 
 
-class _held_lock:
-    """An exclusive file lock (flock/msvcrt through ``try_lock``); released by closing the file."""
-
-    def __init__(self, path: Path, timeout: float):
-        self.path, self.timeout = path, timeout
-
-    def __enter__(self):
-        self.fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while not try_lock(self.fd):
-            if time.monotonic() > deadline:
-                os.close(self.fd)
-                raise EnvironmentBuildFailed(
-                    f"another publish has been building the same environment for more than {self.timeout:.0f} s",
-                    "try again later; if no publish is running, restart the function server",
-                )
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing the descriptor releases the lock
+def _still_building(expired) -> EnvironmentBuildFailed:
+    return EnvironmentBuildFailed(
+        f"another publish has been building the same environment for more than {expired.timeout:.0f} s",
+        "try again later; if no publish is running, restart the function server",
+    )
 
 
 def _minor_of(python: str) -> str:

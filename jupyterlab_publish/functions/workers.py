@@ -3,7 +3,8 @@
 The function never runs inside the server (or the kernel): a crash, a leak or a blocking call in
 user code takes down only its worker. A ``WorkerPool`` per live version starts its processes,
 watches them (exit, or /healthz silent for ``health_timeout``) and restarts each one with
-exponential backoff, independently of every other pool.
+exponential backoff, independently of every other pool. How a worker is started and called follows
+the manifest's runtime contract (``runtime_features``; docs/bundle-format.md, "Runtime contracts").
 
 What the server's front door (``front.py``) and ``/metrics`` use, through ``FunctionService.workers``
 (name -> the live version's ``WorkerPool``):
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -33,6 +32,9 @@ from typing import Optional
 
 import httpx
 
+from ..bundle.format import runtime_contract
+from ..errors import PublishError
+from ..state.logs import tail
 from .environment import WorkerEnvironment
 from .settings import ServingSettings
 
@@ -41,7 +43,8 @@ log = logging.getLogger("jupyterlab_publish.functions")
 WORKER_HOST = "127.0.0.1"  # workers are reached only through the server (proxy or handoff)
 DEFAULT_START_TIMEOUT = 30.0
 LOG_TAIL_LINES = 30
-KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"  # contract item 5: the worker checks invocation keys
+# The accepted keys' digests, for a runtime that checks keys (docs/bundle-format.md, "Invocation keys").
+KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"
 # The admin token stays out of user code's environment.
 _HIDDEN_ENV = ("JUPYTERLAB_PUBLISH_TOKEN",)
 
@@ -55,10 +58,6 @@ HEALTH_INTERVAL = 1.0
 # A request for a function whose workers are all down waits for a restart due within this long;
 # beyond it (a crash loop in backoff) it is answered 503 at once.
 WAIT_FOR_RESTART = 5.0
-
-# The flags of contract item 6. A bundle built before them has a service.py without them, so each
-# is passed only if that bundle's ``service.py --help`` lists it.
-_CONTRACT_FLAGS = ("--name", "--handoff-fd", "--upstream", "--timeout", "--concurrency", "--max-body")
 
 
 class WorkerStartError(Exception):
@@ -78,59 +77,36 @@ def free_port(host: str = WORKER_HOST) -> int:
         return probe.getsockname()[1]
 
 
-def tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 8 * 1024 * 1024) -> str:
-    """The last ``lines`` lines of a text file, read from its end (a log can be large)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            end = position = handle.tell()
-            data = b""
-            while position > 0 and data.count(b"\n") <= lines and end - position < max_bytes:
-                step = min(64 * 1024, position)
-                position -= step
-                handle.seek(position)
-                data = handle.read(step) + data
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:]) if lines > 0 else ""
-
-
 # -- what a bundle's runtime supports --------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeFeatures:
-    flags: frozenset  # the contract flags its service.py accepts
-    checks_keys: bool  # it enforces KEYS_ENV itself; if not, the server's proxy checks the key
+    """How the server starts and calls a bundle's runtime: what its runtime contract promises."""
+
+    contract: int  # the manifest's runtime contract (docs/bundle-format.md, "Runtime contracts")
+    flags: frozenset  # the optional worker flags its service.py takes ("Worker command line")
+    checks_keys: bool  # it enforces KEYS_ENV itself; if not, the server checks the key before proxying
 
 
-_features_cache: dict = {}
+# Every flag a server may pass beyond --host and --port, in the order it passes them.
+WORKER_FLAGS = ("--name", "--handoff-fd", "--upstream", "--timeout", "--concurrency", "--max-body")
+RUNTIME_CONTRACTS = {
+    1: RuntimeFeatures(1, frozenset({"--max-body"}), checks_keys=False),
+    2: RuntimeFeatures(2, frozenset(WORKER_FLAGS), checks_keys=True),
+}
 
 
-def probe_runtime(environment: WorkerEnvironment, bundle_dir: Path) -> RuntimeFeatures:
-    """Ask a bundle's service.py which flags it takes (``--help``). Blocking: call off the loop."""
-    # The runtime is service.py plus, in later bundles, its service_*.py helpers.
-    try:
-        sources = [path.read_bytes() for path in sorted(Path(bundle_dir).glob("service*.py"))]
-    except OSError:
-        sources = []
-    if not sources:
-        return RuntimeFeatures(frozenset(), False)
-    source = b"\0".join(sources)
-    cache_key = (environment.python, hashlib.sha256(source).hexdigest())
-    if cache_key in _features_cache:
-        return _features_cache[cache_key]
-    try:
-        # argparse answers --help whatever else the command line holds, so the worker's own command
-        # (whatever shape the environment gives it) is asked as is.
-        command = list(environment.command(bundle_dir, WORKER_HOST, 0)) + ["--help"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                              env=_worker_env(()), cwd=str(bundle_dir))
-        offered = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout)) if done.returncode == 0 else set()
-    except (OSError, subprocess.SubprocessError):
-        offered = set()
-    features = RuntimeFeatures(frozenset(f for f in _CONTRACT_FLAGS if f in offered), KEYS_ENV.encode() in source)
-    _features_cache[cache_key] = features
+def runtime_features(manifest: dict) -> RuntimeFeatures:
+    """What the bundle's runtime supports, read from its manifest (never probed: nothing runs)."""
+    contract = runtime_contract(manifest)
+    features = RUNTIME_CONTRACTS.get(contract)
+    if features is None:  # parse_manifest refuses these already; a store written by a newer server may not
+        raise PublishError(
+            "invalid_bundle", f"the bundle's runtime speaks runtime contract {contract}, which this function "
+            f"server does not know (it knows {', '.join(map(str, sorted(RUNTIME_CONTRACTS)))})",
+            "upgrade jupyterlab-publish where the function server runs",
+        )
     return features
 
 
@@ -167,7 +143,8 @@ class Worker:
         self.bundle_dir = self.version_dir / "bundle"
         self.port: Optional[int] = None
         self.process: Optional[subprocess.Popen] = None
-        # Our end of the AF_UNIX pair over which the front passes accepted connections (contract 1).
+        # Our end of the AF_UNIX pair over which the front passes accepted connections
+        # (docs/bundle-format.md, "Connection hand-off").
         self.handoff_socket: Optional[socket.socket] = None
         self.handoff_ready = False  # set once its /healthz says it serves handed-off connections
         self.started_at = 0.0

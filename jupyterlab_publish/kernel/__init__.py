@@ -1,6 +1,9 @@
 """Kernel side of jupyterlab-publish. The front end runs ``register()`` silently, then opens a comm.
 
-Imports only the standard library, ``comm`` and (lazily, when publishing) ``cloudpickle``.
+Importing it loads only the standard library; ``register()`` adds ``comm``. What the requests need
+is imported when the comm opens (the handlers, ``api``) or when a request first needs it:
+``packaging`` to read a requirement (analysis, ``check_requirements``, publish) and ``cloudpickle``
+to publish. ``python -X importtime -c "import jupyterlab_publish.kernel"`` shows neither.
 """
 
 from __future__ import annotations
@@ -8,8 +11,10 @@ from __future__ import annotations
 import builtins
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from .._version import __version__
 from . import protocol
 
 _registered = False
@@ -29,14 +34,14 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from comm import get_comm_manager
+    from comm import get_comm_manager  # imported to register: `import jupyterlab_publish.kernel` stays light
 
     get_comm_manager().register_target(protocol.COMM_TARGET, _on_open)
     _registered = True
 
 
 def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
-    from .._version import __version__
+    # The handlers (and api behind them) load when the front end connects, not at import.
     from .channel import Channel
 
     channel = Channel(comm, user_namespace)
@@ -45,8 +50,6 @@ def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
 
 
 def _cloudpickle_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("cloudpickle")
     except PackageNotFoundError:

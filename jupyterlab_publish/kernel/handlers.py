@@ -35,6 +35,23 @@ def analyze(params: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]
     return report
 
 
+def check_requirements(params: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
+    """Each text the user typed as a requirement entry (with the installed version), or an error.
+
+    The dialog asks this instead of parsing PEP 508 itself: one parser, the kernel's.
+    """
+    requirements, errors = [], []
+    for index, text in enumerate(params["texts"]):
+        try:
+            requirement, installed = api.check_requirement(text)
+        except PublishError as err:
+            requirements.append(None)
+            errors.append({"index": index, "message": err.message, "hint": err.hint})
+        else:
+            requirements.append({**requirement.to_entry(), "installed": installed})
+    return {"requirements": requirements, "errors": errors}
+
+
 def publish(
     params: dict[str, Any],
     namespace: dict[str, Any],
@@ -65,6 +82,7 @@ def publish(
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
     "list_functions": list_functions,
     "analyze": analyze,
+    "check_requirements": check_requirements,
 }
 
 

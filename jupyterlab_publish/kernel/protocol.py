@@ -3,7 +3,9 @@
 Every message is a JSON object with ``type``. The front end sends ``request`` messages carrying an
 ``id``; the kernel answers with exactly one ``result`` or ``error`` echoing that id, possibly after
 ``progress`` events. On open, the kernel sends ``hello`` with its versions. The fixture messages in
-``protocol/fixtures/messages.json`` are checked by both pytest and jest so the sides cannot drift.
+``protocol/fixtures/messages.json`` are checked by both pytest and jest, and validated against the
+JSON Schemas in ``protocol/schema/``, so the sides cannot drift. The written spec, with what changed
+in each version, is docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 from ..errors import ERROR_CODES, PublishError
 
 COMM_TARGET = "jupyterlab_publish"
-# Bump on any incompatible change; the front end refuses a kernel with another major version.
-PROTOCOL_VERSION = 2
+# Bump on any incompatible change (and say what changed in docs/protocol.md); the front end refuses
+# a kernel speaking another version. Versioned apart from the package.
+PROTOCOL_VERSION = 3
 
-METHODS = ("list_functions", "analyze", "publish", "cancel")
+METHODS = ("list_functions", "analyze", "publish", "cancel", "check_requirements")
 STAGES = (
     "analysing",
     "pickling",
@@ -36,6 +39,7 @@ _REQUIRED_PARAMS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "analyze": {"function": str},
     "publish": {"function": str, "name": str},
     "cancel": {"request_id": str},
+    "check_requirements": {"texts": list},
 }
 
 
@@ -76,6 +80,8 @@ def parse_request(data: Any) -> Request:
     for key, kind in _REQUIRED_PARAMS[method].items():
         if not isinstance(params.get(key), kind):
             raise ProtocolError(f"{method} needs the parameter {key!r}", request_id)
+    if method == "check_requirements" and not all(isinstance(text, str) for text in params["texts"]):
+        raise ProtocolError("check_requirements needs 'texts' to be a list of strings", request_id)
     return Request(request_id, method, params)
 
 

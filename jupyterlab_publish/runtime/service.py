@@ -16,11 +16,15 @@ so importing this module needs neither starlette nor uvicorn (they are imported 
     service_calls.py     calling the function: inline or in threads, batches, timeouts, counters
     service_describe.py  typed parameters, the OpenAPI document, the docs page
     service_http.py      auth, the invocation path, the pages, relaying foreign paths
+    service_errors.py    the error codes and their HTTP statuses
     service_handoff.py   uvicorn, and connections the function server hands over
 
 Auth: when the environment variable ``JUPYTERLAB_PUBLISH_KEYS_SHA256`` holds comma-separated hex
 sha256 digests of the accepted keys, POST needs ``Authorization: Bearer <key>`` (else 401); unset
 or empty, the function is public. GET routes are always open.
+
+The flags, that variable, the routes and the hand-off are runtime contract ``RUNTIME_CONTRACT``
+(docs/bundle-format.md, "Runtime contracts"): change them only with a new contract number.
 """
 
 from __future__ import annotations
@@ -40,15 +44,16 @@ if not __package__:  # run (or loaded by path) from a bundle directory: the othe
     if _HERE not in sys.path:
         sys.path.insert(0, _HERE)
     import service_contract
+    import service_handoff
     import service_http
     from service_contract import *  # noqa: F401,F403  (the contract, for callers of this module)
 else:
-    from . import service_contract, service_http
+    from . import service_contract, service_handoff, service_http
     from .service_contract import *  # noqa: F401,F403
 
 # The runtime's files, in the order a bundle lists them; all travel together.
 RUNTIME_FILES = ("service.py", "service_calls.py", "service_contract.py", "service_describe.py",
-                 "service_handoff.py", "service_http.py")
+                 "service_errors.py", "service_handoff.py", "service_http.py")
 KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"
 DEFAULT_HOST = "127.0.0.1"  # loopback by default: exposing a function is the operator's decision
 DEFAULT_PORT = 8000
@@ -59,20 +64,20 @@ GRACEFUL_SHUTDOWN = 5.0  # seconds answers in progress get after SIGTERM
 log = logging.getLogger("jupyterlab_publish.service")
 
 
-def create_service(bundle_dir, *, key_digests: tuple | None = None, **options):
-    """Load the bundle in ``bundle_dir`` and build its FunctionService (BundleError, SettingsError).
+def create_endpoint(bundle_dir, *, key_digests: tuple | None = None, **options):
+    """Load the bundle in ``bundle_dir`` and build its FunctionEndpoint (BundleError, SettingsError).
 
     ``options`` are name, max_body, timeout, concurrency and upstream; ``key_digests`` (sha256
     digests of the accepted keys) defaults to what ``JUPYTERLAB_PUBLISH_KEYS_SHA256`` says.
     """
     if key_digests is None:
         key_digests = service_http.read_key_digests(os.environ.get(KEYS_ENV), KEYS_ENV)
-    return service_http.FunctionService(service_contract.load_bundle(bundle_dir), key_digests=key_digests, **options)
+    return service_http.FunctionEndpoint(service_contract.load_bundle(bundle_dir), key_digests=key_digests, **options)
 
 
-def create_app(bundle_dir, *, max_body: int = DEFAULT_MAX_BODY, **options):
-    """The ASGI app serving the bundle on the worker's own port; ``app.state.service`` is its service."""
-    return create_service(bundle_dir, max_body=max_body, **options).private_app
+def create_endpoint_app(bundle_dir, *, max_body: int = DEFAULT_MAX_BODY, **options):
+    """The ASGI app serving the bundle on the worker's own port; ``app.state.service`` is its endpoint."""
+    return create_endpoint(bundle_dir, max_body=max_body, **options).private_app
 
 
 def _positive(kind):
@@ -134,16 +139,11 @@ def main(argv=None) -> int:
               "descriptor of an inherited AF_UNIX socket (subprocess pass_fds)", file=sys.stderr)
         return 2
     try:
-        service = create_service(options.bundle, name=options.name, max_body=options.max_body,
-                                 timeout=options.timeout, concurrency=options.concurrency, upstream=options.upstream)
+        service = create_endpoint(options.bundle, name=options.name, max_body=options.max_body,
+                                  timeout=options.timeout, concurrency=options.concurrency, upstream=options.upstream)
     except (service_contract.BundleError, service_http.SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if __package__:
-        from . import service_handoff
-    else:
-        import service_handoff
-
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)

@@ -23,8 +23,10 @@ import time
 
 try:
     from . import service_contract as contract
+    from . import service_errors as errors
 except ImportError:  # in a bundle directory the runtime's modules sit side by side
     import service_contract as contract
+    import service_errors as errors
 
 QUICK_CALL = 0.001  # seconds: mean duration below which inline is worth it
 SLOW_CALL = 0.010  # seconds: one call longer than this blocks other requests too long
@@ -41,8 +43,7 @@ log = logging.getLogger("jupyterlab_publish.service")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def error_body(code: str, message: str, **extra) -> bytes:
-    return _ENCODER.encode({"error": code, "message": message, **extra}).encode("utf-8")
+error_body = errors.error_body  # the codes and their statuses: service_errors.py
 
 
 def encode_result(result) -> tuple:

@@ -26,6 +26,11 @@ import cloudpickle
 
 BUNDLE_FORMAT = "jupyterlab-publish-bundle"
 BUNDLE_FORMAT_VERSION = 1
+# The runtime contract this runtime implements: how a server starts and talks to it (its flags, the
+# keys variable, the hand-off socket, /healthz and /stats). Versioned apart from the format and the
+# package; docs/bundle-format.md, "Runtime contracts", says what each number means. Raise it
+# whenever a server must start or call this runtime differently than the previous one.
+RUNTIME_CONTRACT = 2
 
 # The defaults of ``jupyterlab_publish.vectorized`` and ``publish(batching=True)``.
 DEFAULT_MAX_BATCH_SIZE = 64
@@ -33,6 +38,7 @@ DEFAULT_MAX_WAIT_MS = 2.0
 
 __all__ = [
     "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "CONTRACT", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_WAIT_MS",
+    "RUNTIME_CONTRACT",
     "ArgumentError", "BatchError", "BundleError", "ServedBundle", "batch_contract", "batch_item", "batch_results",
     "bind_arguments", "bind_with", "describe_signature", "first_parameter", "json_ready", "load_bundle",
     "read_batching", "split_arguments", "type_name", "validator_verdict",

@@ -24,7 +24,7 @@ log = logging.getLogger("jupyterlab_publish.service")
 
 
 def uvicorn_config(app, **options):
-    import uvicorn
+    import uvicorn  # only serving needs it: the kernel imports the runtime where uvicorn may be missing
 
     # proxy_headers off: the worker's peers are the server and handed-off clients, never a proxy to
     # trust; it also keeps a middleware off the hot path. Access logs cost more than a trivial call.
@@ -116,7 +116,7 @@ class HandoffReceiver:
 
 def make_server(config, service, handoff_fd: int | None):
     """A uvicorn Server that also serves connections arriving on ``handoff_fd`` with ``service.handoff_app``."""
-    import uvicorn
+    import uvicorn  # only serving needs it (see uvicorn_config)
 
     class Server(uvicorn.Server):
         receiver = None
@@ -157,7 +157,7 @@ def make_server(config, service, handoff_fd: int | None):
 def run_event_loop(coroutine) -> None:
     """Run ``coroutine`` on uvloop when it is installed (it is a requirement line of every bundle)."""
     try:
-        import uvloop
+        import uvloop  # optional: the asyncio loop serves without it
     except ImportError:
         uvloop = None
     if uvloop is not None and hasattr(asyncio, "Runner"):

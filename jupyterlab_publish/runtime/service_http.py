@@ -26,10 +26,12 @@ try:
     from . import service_calls as calls
     from . import service_contract as contract
     from . import service_describe as describe
+    from . import service_errors as errors
 except ImportError:  # in a bundle directory the runtime's modules sit side by side
     import service_calls as calls
     import service_contract as contract
     import service_describe as describe
+    import service_errors as errors
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # 10 MiB: large enough for a batch, small enough to stay safe
 DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's own default
@@ -140,7 +142,7 @@ async def _spool_body(receive) -> tuple:
 
 def _relay_blocking(upstream: tuple, scope: dict, body, size: int) -> tuple:
     """Send one request to the function server and return its (status, headers, body). In a thread."""
-    import http.client
+    import http.client  # it loads ssl; only relaying needs it, and the kernel imports the runtime too
 
     method = scope["method"]
     target = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -183,8 +185,8 @@ def _relay_blocking(upstream: tuple, scope: dict, body, size: int) -> tuple:
         connection.close()
 
 
-class FunctionService:
-    """One served bundle: auth, counters, the call path, and the ASGI apps over them.
+class FunctionEndpoint:
+    """One bundle's function served over HTTP: auth, counters, the call path, and the ASGI apps over them.
 
     ``private_app`` answers on the worker's own port: ``/`` and ``/functions/NAME`` (invoke, info,
     ``openapi.json``, ``docs``), ``/healthz`` and ``/stats``. ``handoff_app`` serves connections the
@@ -223,7 +225,7 @@ class FunctionService:
         else:
             self.caller, self.binder = calls.Caller(fn, validator, self.executor, timeout), calls.Binder(fn)
         self._ok_headers: dict = {}
-        self._too_large = calls.error_body(
+        self._too_large = errors.answer(
             "payload_too_large", f"the request body exceeds {max_body} bytes; send less data per call or start "
             "the service with a larger --max-body")
         self.pages = self._pages_app()
@@ -257,22 +259,22 @@ class FunctionService:
         if self.keys is not None:
             refusal = self.keys.refusal(authorization)
             if refusal is not None:
-                return 401, calls.error_body("unauthorized", refusal, hint=self.keys.hint)
+                return errors.answer("unauthorized", refusal, hint=self.keys.hint)
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            return 413, self._too_large  # refused before reading: the header is trusted to say "too much"
+            return self._too_large  # refused before reading: the header is trusted to say "too much"
         body = await _receive_body(receive, self.max_body)
         if body is None:
-            return 413, self._too_large
+            return self._too_large
         try:
             payload = json.loads(body)
         except ValueError as exc:
             how = contract.batch_contract(self.item_name) if self.batcher is not None else contract.CONTRACT
-            return 400, calls.error_body("bad_request", f"the body is not valid JSON ({exc}): {how}")
+            return errors.answer("bad_request", f"the body is not valid JSON ({exc}): {how}")
         if self.batcher is not None:
             try:
                 item = contract.batch_item(payload, self.item_name)
             except contract.ArgumentError as exc:
-                return 400, calls.error_body("bad_request", str(exc))
+                return errors.answer("bad_request", str(exc))
             return await self.batcher(item)
         kind = type(payload)
         if kind is list:
@@ -280,12 +282,12 @@ class FunctionService:
         elif kind is dict:
             args, kwargs = _NO_ARGS, payload
         else:
-            return 400, calls.error_body("bad_request",
-                                         f"expected a JSON array or object, got {kind.__name__}: {contract.CONTRACT}")
+            return errors.answer("bad_request",
+                                 f"expected a JSON array or object, got {kind.__name__}: {contract.CONTRACT}")
         try:
             self.binder.check(args, kwargs)
         except contract.ArgumentError as exc:
-            return 400, calls.error_body("bad_request", str(exc))
+            return errors.answer("bad_request", str(exc))
         return await self.caller(args, kwargs)
 
     def _headers(self, status: int, length: int) -> list:
@@ -306,7 +308,7 @@ class FunctionService:
     async def relay(self, scope, receive, send) -> None:
         if self.upstream is None:
             message = f"{scope['path']} is not served here: this worker serves {self.prefix}"
-            return await _send(send, 404, calls.error_body("not_found", message))
+            return await _send(send, *errors.answer("not_found", message))
         try:
             body, size = await _spool_body(receive)
         except _ClientGone:
@@ -316,7 +318,7 @@ class FunctionService:
             status, headers, data = await loop.run_in_executor(None, _relay_blocking, self.upstream, scope, body, size)
         except Exception as exc:  # OSError, http.client.HTTPException: the server did not answer
             host, port = self.upstream
-            return await _send(send, 502, calls.error_body(
+            return await _send(send, *errors.answer(
                 "bad_gateway", f"the function server at http://{host}:{port} did not answer: {exc}"))
         finally:
             body.close()
@@ -342,9 +344,10 @@ class FunctionService:
         }
 
     def _pages_app(self):
+        # Imported when serving: the kernel imports the runtime (json_ready...) without starlette.
         from starlette.applications import Starlette
-        from starlette.responses import HTMLResponse, JSONResponse, Response
-        from starlette.routing import Route
+        from starlette.responses import HTMLResponse, JSONResponse, Response  # (as above)
+        from starlette.routing import Route  # (as above)
 
         served, auth = self.served, self.keys is not None
 
@@ -381,12 +384,14 @@ class FunctionService:
             return JSONResponse(self.stats.snapshot())
 
         async def not_found(request, exc):
-            return JSONResponse({"error": "not_found", "message": f"no route {request.url.path}; this worker serves "
-                                 f"{self.prefix} (POST to call, GET to describe, /docs, /openapi.json)"}, 404)
+            return JSONResponse(errors.payload("not_found", f"no route {request.url.path}; this worker serves "
+                                f"{self.prefix} (POST to call, GET to describe, /docs, /openapi.json)"),
+                                errors.STATUS["not_found"])
 
         async def not_allowed(request, exc):
-            return JSONResponse({"error": "method_not_allowed", "message": f"{request.method} is not allowed on "
-                                 f"{request.url.path}"}, 405, headers=getattr(exc, "headers", None))
+            return JSONResponse(errors.payload("method_not_allowed", f"{request.method} is not allowed on "
+                                f"{request.url.path}"), errors.STATUS["method_not_allowed"],
+                                headers=getattr(exc, "headers", None))
 
         routes = [Route("/healthz", healthz, methods=["GET"]), Route("/stats", stats, methods=["GET"])]
         for base in ("", self.prefix):
@@ -411,7 +416,7 @@ async def _send(send, status: int, body: bytes) -> None:
 class FunctionApp:
     """The ASGI app: invocations straight to the service, everything else to Starlette (or upstream)."""
 
-    def __init__(self, service: FunctionService, *, handoff: bool):
+    def __init__(self, service: FunctionEndpoint, *, handoff: bool):
         self.service = service
         self.pages = service.pages
         self.state = service.pages.state

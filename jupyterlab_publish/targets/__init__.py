@@ -1,38 +1,34 @@
-"""Deploy targets: one small interface (``push(bundle, progress) -> Deployment``) and a registry.
+"""Deploy targets: one interface (``push`` and the management verbs a target declares in
+``capabilities``) and a registry that finds targets by spec.
 
 This package runs in the user's kernel: standard library (and, through the bundle API, cloudpickle)
 only. It never imports ``jupyterlab_publish.functions``, which is the server process.
 """
 
-from .base import Deployment, Progress, Target, check_name
-from .registry import ENTRY_POINT_GROUP, available_targets, get_target
+from .base import CAPABILITIES, Deployment, Progress, Target, check_name
+from .directory import DirectoryTarget
+from .http import FunctionServerTarget
+from .local import LocalTarget
+from .registry import ENTRY_POINT_GROUP, available_targets, describe_targets, get_target
+from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult, VersionInfo
 
 __all__ = [
+    "CAPABILITIES",
+    "ENTRY_POINT_GROUP",
     "Deployment",
     "DirectoryTarget",
-    "ENTRY_POINT_GROUP",
+    "FunctionInfo",
     "FunctionServerTarget",
+    "FunctionSummary",
     "LocalTarget",
+    "LogTail",
     "Progress",
+    "RollbackResult",
     "Target",
+    "VersionInfo",
     "available_targets",
     "check_name",
+    "describe_targets",
     "get_target",
 ]
 
-
-def __getattr__(name):
-    # The concrete targets load on first use, so importing the interface stays cheap.
-    if name == "DirectoryTarget":
-        from .directory import DirectoryTarget
-
-        return DirectoryTarget
-    if name == "FunctionServerTarget":
-        from .http import FunctionServerTarget
-
-        return FunctionServerTarget
-    if name == "LocalTarget":
-        from .local import LocalTarget
-
-        return LocalTarget
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""The one small interface every deploy target implements, and what a push returns.
+"""The one interface every deploy target implements, and what a push returns.
+
+``push`` is the verb every target has. The management verbs (``list``, ``show``, ``versions``,
+``rollback``, ``delete``, ``logs``) are declared in ``capabilities``: callers (the CLI, the server
+extension, the Deployments panel) read it instead of guessing, and a verb a target lacks raises
+``PublishError("unsupported")`` naming the targets that have it.
 
 Targets run in the user's kernel, so this module (like the whole package) uses only the standard
 library; a target that needs a heavy client should import it lazily inside ``push``.
@@ -11,13 +16,16 @@ import dataclasses
 import shlex
 from typing import Any, Callable, Optional
 
-
-from ..names import ENDPOINT_NAME as NAME_PATTERN  # noqa: F401 (re-exported for the server)
-from ..names import check_endpoint_name as check_name  # noqa: F401
+from ..errors import PublishError
+from ..names import check_endpoint_name as check_name
+from .registry import CAPABILITIES, kinds_with, ordered_capabilities
+from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult, VersionInfo
 
 # progress(stage, fraction, message). Stages the UI knows: "pushing", "installing", "starting",
 # "smoke_test". ``fraction`` is the progress of the whole push, from 0.0 to 1.0.
 Progress = Callable[[str, float, str], None]
+
+DEFAULT_LOG_LINES = 200
 
 
 def _no_progress(stage: str, fraction: float, message: str) -> None:
@@ -60,12 +68,11 @@ class Target(abc.ABC):
     """A place a bundle can be pushed to. Found by ``kind`` through the registry."""
 
     kind: str = ""
-    # True if deployments on this target need a key to be called; its ``push`` then takes
-    # ``public: bool`` (keyless when True) and fills ``Deployment.key``.
-    has_keys: bool = False
     # Shown in the UI's target picker next to an example of the spec the user types.
     label: str = ""
     spec_example: str = ""
+    # The management verbs (of CAPABILITIES) this target implements; the others raise ``unsupported``.
+    capabilities: frozenset = frozenset()
 
     @classmethod
     @abc.abstractmethod
@@ -73,23 +80,60 @@ class Target(abc.ABC):
         """Build the target from the string the user typed (``local``, ``dir:/x``, a URL)."""
 
     @abc.abstractmethod
-    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
+             public: bool = False) -> Deployment:
         """Deploy ``bundle``; on failure raise ``PublishError`` and leave the previous version.
 
         ``new_version=False`` asks the target to refuse a name that is already published
         (``name_taken``), so a user does not replace someone's endpoint by accident; ``True`` makes
-        the bundle the next version of that endpoint.
+        the bundle the next version of that endpoint. ``public=True`` lets anyone call it without
+        its key, on targets that have keys (``Deployment.key``); a target without keys ignores it.
         """
 
-    @abc.abstractmethod
+    def spec(self) -> str:
+        """The spec that builds this very target again (``local``, ``dir:/x``, a URL)."""
+        return self.kind
+
     def describe(self) -> dict:
-        """``{"kind", "label", "spec"}`` of this configured target, for the UI."""
+        """``{"kind", "label", "spec", "capabilities"}`` of this configured target, for the UI."""
+        return {"kind": self.kind, "label": self.label, "spec": self.spec(),
+                "capabilities": ordered_capabilities(self.capabilities)}
+
+    # -- management verbs: override the ones named in ``capabilities`` ---------------------------
+
+    def list(self) -> list:
+        """Every published function, as ``FunctionSummary``s sorted by name."""
+        raise self.unsupported("list")
+
+    def show(self, name: str) -> FunctionInfo:
+        """One function: URL, live version, key, versions; ``not_found`` if there is none."""
+        raise self.unsupported("show")
+
+    def versions(self, name: str) -> list:
+        """A function's versions, oldest first, as ``VersionInfo``s."""
+        raise self.unsupported("versions")
+
+    def rollback(self, name: str, to: Optional[int] = None) -> RollbackResult:
+        """Make version ``to`` (default: the one live before the current one) live again."""
+        raise self.unsupported("rollback")
+
+    def delete(self, name: str) -> None:
+        """Remove a function and all its versions."""
+        raise self.unsupported("delete")
+
+    def logs(self, name: str, version: Optional[int] = None, lines: int = DEFAULT_LOG_LINES) -> LogTail:
+        """The last ``lines`` lines of a version's log (default: the live version)."""
+        raise self.unsupported("logs")
+
+    def unsupported(self, verb: str) -> PublishError:
+        others = [kind for kind in kinds_with(verb) if kind != self.kind]
+        hint = (f"'{verb}' is available on these targets: {', '.join(others)}" if others
+                else f"no installed target has '{verb}'")
+        return PublishError("unsupported", f"the {self.kind} target has no '{verb}' ({self.spec()})", hint,
+                            {"verb": verb, "kind": self.kind})
 
 
-def push_bundle(target: Target, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
-                public: bool = False) -> Deployment:
-    """``target.push``, with ``public`` for targets that have keys; on the others every deployment
-    is keyless already (a directory of bundles serves nothing), so there is nothing to pass."""
-    if getattr(target, "has_keys", False):
-        return target.push(bundle, progress, new_version=new_version, public=public)
-    return target.push(bundle, progress, new_version=new_version)
+__all__ = [
+    "CAPABILITIES", "DEFAULT_LOG_LINES", "Deployment", "FunctionInfo", "FunctionSummary", "LogTail", "Progress",
+    "RollbackResult", "Target", "VersionInfo", "check_name", "progress_or_noop",
+]

@@ -3,10 +3,14 @@
 Layout: ``<root>/<name>/v<N>/`` holds one complete, verified bundle. Nothing is served. Each bundle
 is signed with this user's key (``<jupyter data dir>/jupyterlab_publish/signing.key``, created on
 first use), so ``read_bundle(path, key=user_key())`` later proves it is one we wrote, unchanged.
+
+Its management verbs read the tree: ``list``, ``show``, ``versions`` and ``delete``. It has no
+``rollback`` (no version is live) and no ``logs`` (nothing runs).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,7 +19,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import PublishError
+from ..names import ENDPOINT_NAME
 from .base import Deployment, Progress, Target, check_name, progress_or_noop
+from .results import FunctionInfo, FunctionSummary, VersionInfo
 
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
 # A concurrent writer may take the version number we computed; retry a few times with the next.
@@ -28,10 +34,26 @@ def _existing_versions(function_dir: Path) -> list:
     return [int(m.group(1)) for m in map(_VERSION_DIR.match, os.listdir(function_dir)) if m]
 
 
+def _manifest(version_dir: Path) -> dict:
+    """The version's manifest, or {} if it cannot be read (the listing still shows the version)."""
+    try:
+        # The name is bundle/format.py's MANIFEST; importing bundle/ would load cloudpickle to list.
+        manifest = json.loads((version_dir / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _not_found(name: str, root: Path) -> PublishError:
+    return PublishError("not_found", f"no function named {name} in {root}",
+                        f"`jupyter publish list --target dir:{root}` lists them")
+
+
 class DirectoryTarget(Target):
     kind = "dir"
     label = "Directory (write bundles, serve nothing)"
     spec_example = "dir:/path/to/bundles"
+    capabilities = frozenset({"list", "show", "versions", "delete"})
 
     def __init__(self, root, *, key_path=None):
         self.root = Path(root).expanduser()
@@ -48,15 +70,22 @@ class DirectoryTarget(Target):
             )
         return cls(path.strip())
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "label": f"Directory {self.root}", "spec": f"dir:{self.root}"}
+    def spec(self) -> str:
+        return f"dir:{self.root}"
 
-    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False) -> Deployment:
-        # ``new_version`` is accepted for the common interface but changes nothing: a directory
-        # keeps every version side by side and serves none, so no endpoint can be replaced.
-        from ..bundle import read_bundle  # the bundle package pulls in cloudpickle; load on use
-        from ..bundle.format import MANIFEST, SIGNATURE
-        from ..bundle.signature import sign_manifest, user_key
+    def describe(self) -> dict:
+        return {**super().describe(), "label": f"Directory {self.root}"}
+
+    def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
+             public: bool = False) -> Deployment:
+        """Write the bundle as the next version. ``new_version`` and ``public`` are accepted for the
+        common interface but change nothing: a directory keeps every version side by side and
+        serves none, so no endpoint can be replaced and no key is needed (``Deployment.key`` is None).
+        """
+        # The bundle package pulls in cloudpickle: load on use.
+        from ..bundle import read_bundle
+        from ..bundle.format import MANIFEST, SIGNATURE  # (as above)
+        from ..bundle.signature import sign_manifest, user_key  # (as above)
 
         report = progress_or_noop(progress)
         name = check_name(bundle.manifest.get("name"))
@@ -109,3 +138,57 @@ class DirectoryTarget(Target):
             f"could not claim a version number in {function_dir}: other writers kept taking it",
             "try again",
         )
+
+    # -- management verbs: read the tree ----------------------------------------------------------
+
+    def _function_dirs(self) -> list:
+        try:
+            entries = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise PublishError("target_error", f"cannot read {self.root}: {exc}",
+                               "check the path and its permissions") from exc
+        return [self.root / entry for entry in entries if ENDPOINT_NAME.match(entry) and (self.root / entry).is_dir()]
+
+    def _versions(self, function_dir: Path) -> list:
+        out = []
+        for version in sorted(_existing_versions(function_dir)):
+            version_dir = function_dir / f"v{version}"
+            manifest = _manifest(version_dir)
+            out.append(VersionInfo(version=version, status="stored", created=manifest.get("created"),
+                                   function=manifest.get("function"), location=str(version_dir)))
+        return out
+
+    def list(self) -> list:
+        out = []
+        for function_dir in self._function_dirs():
+            versions = self._versions(function_dir)
+            if versions:  # a directory whose only version is still being written is not a function yet
+                out.append(FunctionSummary(name=function_dir.name, url=function_dir.resolve().as_uri(),
+                                           created=versions[0].created))
+        return out
+
+    def versions(self, name: str) -> list:
+        versions = self._versions(self.root / check_name(name))
+        if not versions:
+            raise _not_found(name, self.root)
+        return versions
+
+    def show(self, name: str) -> FunctionInfo:
+        versions = self.versions(name)
+        return FunctionInfo(name=name, url=(self.root / name).resolve().as_uri(), versions=tuple(versions))
+
+    def delete(self, name: str) -> None:
+        function_dir = self.root / check_name(name)
+        if not _existing_versions(function_dir):
+            raise _not_found(name, self.root)
+        # One rename takes every version away at once; a reader never sees half a function.
+        doomed = Path(tempfile.mkdtemp(prefix=f".deleting-{name}-", dir=self.root))
+        try:
+            os.rename(function_dir, doomed / name)
+        except OSError as exc:
+            doomed.rmdir()
+            raise PublishError("target_error", f"cannot delete {function_dir}: {exc}",
+                               "check the permissions of the directory") from exc
+        shutil.rmtree(doomed, ignore_errors=True)

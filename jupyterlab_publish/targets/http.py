@@ -1,7 +1,9 @@
 """A target that uploads bundles to a function server's admin API, using only urllib.
 
 The server (``jupyterlab_publish.functions``) does the staging, the smoke test and the switch; this
-client packs, uploads, and turns the server's answers into ``PublishError``s the UI can act on.
+client packs, uploads, and reads the server's error answers back into the ``PublishError`` the
+server raised: the body's ``error`` is one of ``ERROR_CODES``, so the code survives the hop (only
+a code this client does not know becomes ``target_error``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
-from ..errors import ERROR_CODES, PublishError
-from .base import Deployment, Progress, Target, check_name, progress_or_noop
+from ..errors import ERROR_CODES, HTTP_BODY_KEYS, PublishError
+from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, check_name, progress_or_noop
+from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult
 
 TOKEN_ENV = "JUPYTERLAB_PUBLISH_TOKEN"
 # Generous: the server starts a worker and runs the smoke test before it answers, and later
@@ -59,6 +62,7 @@ class _ProgressReader:
         return chunk
 
 
+
 def _error_body(exc: urllib.error.HTTPError) -> dict:
     try:
         body = json.loads(exc.read().decode("utf-8", "replace") or "{}")
@@ -69,9 +73,9 @@ def _error_body(exc: urllib.error.HTTPError) -> dict:
 
 class FunctionServerTarget(Target):
     kind = "http"
-    has_keys = True
     label = "Function server (URL)"
     spec_example = "https://functions.example.org"
+    capabilities = frozenset({"list", "show", "versions", "rollback", "delete", "logs"})
 
     def __init__(self, url: str, token: Optional[str] = None, *, timeout: float = DEFAULT_PUSH_TIMEOUT):
         parsed = urllib.parse.urlsplit(url)
@@ -85,17 +89,20 @@ class FunctionServerTarget(Target):
     def from_spec(cls, spec: str, *, token: Optional[str] = None) -> "FunctionServerTarget":
         return cls(spec, token)
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "label": f"Function server {self.url}", "spec": self.url}
+    def spec(self) -> str:
+        return self.url
 
-    # -- admin API -------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        return {**super().describe(), "label": f"Function server {self.url}"}
+
+    # -- push ------------------------------------------------------------------------------------
 
     def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
              public: bool = False) -> Deployment:
         """Upload and go live. ``public=True`` lets anyone call the function without its key (each
         publish says which it wants); the key, the same for every version, is in ``Deployment.key``."""
         from ..bundle import pack_bundle  # pulls in cloudpickle; load on use
-        from ..bundle.signature import key_from_token
+        from ..bundle.signature import key_from_token  # (as above)
 
         report = progress_or_noop(progress)
         name = check_name(bundle.manifest.get("name"))
@@ -113,7 +120,7 @@ class FunctionServerTarget(Target):
                                             "public": "true" if public else "false"})
             # The server answers only once the new version is live (or rejected), so what follows
             # the upload is reported as one stage.
-            uploaded = lambda: report(  # noqa: E731
+            uploaded = lambda: report(
                 "starting", 0.5, "uploaded; the server is starting the new version and running its smoke test"
             )
             request = urllib.request.Request(
@@ -138,44 +145,49 @@ class FunctionServerTarget(Target):
 
     def _refuse_taken_name(self, name: str) -> None:
         try:
-            existing = self.get_function(name)
+            existing = self.show(name)
         except PublishError as exc:
-            if exc.details.get("status") == 404:
+            if exc.code == "not_found":
                 return
             raise
         raise PublishError(
             "name_taken",
-            f"a function named {name} exists already (live version {existing.get('live_version')})",
+            f"a function named {name} exists already (live version {existing.live_version})",
             "publish a new version (new_version=True) or choose another name",
             {"name": name},
         )
 
-    def list_functions(self) -> list:
-        return self._send(urllib.request.Request(f"{self.url}/api/functions"), DEFAULT_TIMEOUT)["functions"]
+    # -- management verbs (the admin API) --------------------------------------------------------
 
-    def get_function(self, name: str) -> dict:
-        return self._send(urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}"), DEFAULT_TIMEOUT)
+    def list(self) -> list:
+        answer = self._send(urllib.request.Request(f"{self.url}/api/functions"), DEFAULT_TIMEOUT)
+        return [FunctionSummary.from_dict(entry) for entry in answer["functions"]]
 
-    def delete_function(self, name: str) -> dict:
-        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}", method="DELETE")
-        return self._send(request, DEFAULT_TIMEOUT)
+    def show(self, name: str) -> FunctionInfo:
+        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}")
+        return FunctionInfo.from_dict(self._send(request, DEFAULT_TIMEOUT))
 
-    def rollback(self, name: str, to: Optional[int] = None) -> dict:
-        """Make version ``to`` (default: the one live before the current one) live again."""
+    def versions(self, name: str) -> list:
+        return list(self.show(name).versions)
+
+    def rollback(self, name: str, to: Optional[int] = None) -> RollbackResult:
         query = "" if to is None else "?" + urllib.parse.urlencode({"to": int(to)})
         request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}/rollback{query}",
                                          data=b"", method="POST")
         # The server starts and health-checks the version before it answers.
-        return self._send(request, DEFAULT_PUSH_TIMEOUT)
+        return RollbackResult.from_dict(self._send(request, DEFAULT_PUSH_TIMEOUT))
 
-    def logs(self, name: str, version: Optional[int] = None, lines: int = 200) -> dict:
-        """``{"name", "version", "lines", "log"}``: the end of a version's worker log (default: live)."""
+    def delete(self, name: str) -> None:
+        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}", method="DELETE")
+        self._send(request, DEFAULT_TIMEOUT)
+
+    def logs(self, name: str, version: Optional[int] = None, lines: int = DEFAULT_LOG_LINES) -> LogTail:
         params = {"lines": int(lines)}
         if version is not None:
             params["version"] = int(version)
         query = urllib.parse.urlencode(params)
-        return self._send(urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}/logs?{query}"),
-                          DEFAULT_TIMEOUT)
+        request = urllib.request.Request(f"{self.url}/api/functions/{check_name(name)}/logs?{query}")
+        return LogTail.from_dict(self._send(request, DEFAULT_TIMEOUT))
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -187,7 +199,7 @@ class FunctionServerTarget(Target):
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read().decode("utf-8") or "{}")
         except urllib.error.HTTPError as exc:
-            raise self._map_http_error(exc) from exc
+            raise self._answered_error(exc) from exc
         except urllib.error.URLError as exc:
             raise self._unreachable(exc.reason) from exc
         except (ConnectionError, socket.timeout, TimeoutError) as exc:
@@ -212,37 +224,32 @@ class FunctionServerTarget(Target):
             "check the URL and that the server is running (start one with `jupyter publish serve`)",
         )
 
-    def _map_http_error(self, exc: urllib.error.HTTPError) -> PublishError:
+    def _answered_error(self, exc: urllib.error.HTTPError) -> PublishError:
+        """The PublishError the server answered with: its code, message, hint and details (the
+        other keys of its body), plus ``details["status"]``."""
         body = _error_body(exc)
+        code = body.get("error")
         message = body.get("message") or f"the function server answered HTTP {exc.code}"
-        if exc.code == 401:
+        hint = body.get("hint") or ""
+        details = {key: value for key, value in body.items() if key not in HTTP_BODY_KEYS}
+        details["status"] = exc.code
+        if code == "unauthorized" or (code is None and exc.code == 401):
+            # The admin API refused *our* token: for the publisher that is this target's
+            # configuration, so it says which token to set (an invocation's 401 never comes here).
             return PublishError(
                 "target_error",
                 f"the function server at {self.url} refused the admin token ({message})",
                 f"set {TOKEN_ENV} to the server's admin token (it is in the server's state directory, "
                 "file 'token'), or pass token=...",
+                details,
             )
-        if exc.code == 409 and body.get("error", "name_taken") == "name_taken":
-            return PublishError(
-                "name_taken",
-                message,
-                "publish a new version (new_version=True) or choose another name",
-                {"name": body.get("name")},
-            )
-        if exc.code == 422 and body.get("error") == "smoke_test_failed":
-            log = body.get("log") or ""
-            text = f"{message}\n--- worker log (last lines) ---\n{log}" if log else message
-            return PublishError(
-                "smoke_test_failed",
-                text,
-                body.get("hint") or "fix the function or the sample input and publish again; "
-                "the previous version is still serving",
-                {"log": log},
-            )
-        code = body.get("error")
-        if code not in ERROR_CODES or code in ("internal",):
-            code = "target_error"
-        details = {"status": exc.code}
-        if body.get("log"):
-            details["log"] = body["log"]  # a worker's log tail (a rollback that did not start)
-        return PublishError(code, message, body.get("hint", ""), details)
+        if code == "smoke_test_failed":
+            log = details.get("log") or ""
+            message = f"{message}\n--- worker log (last lines) ---\n{log}" if log else message
+            hint = hint or "fix the function or the sample input and publish again; the previous version is still serving"
+            details["log"] = log
+        if code == "name_taken":
+            hint = "publish a new version (new_version=True) or choose another name"
+        if code not in ERROR_CODES:
+            code = "target_error"  # an answer from a newer server, or not from a function server at all
+        return PublishError(code, message, hint, details)

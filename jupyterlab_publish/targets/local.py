@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import PublishError
-from .base import Deployment, Progress, Target, progress_or_noop
-from .filelock import exclusive_lock
+from ..state.lock import exclusive_lock
+from ..state.logs import tail
+from ..state.paths import SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
+from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, progress_or_noop
 from .http import FunctionServerTarget
-from .paths import SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
+from .results import FunctionInfo, LogTail, RollbackResult
 
 SERVER_PYTHON_ENV = "JUPYTERLAB_PUBLISH_SERVER_PYTHON"
 LIFETIME_ENV = "JUPYTERLAB_PUBLISH_SERVER_LIFETIME"
@@ -46,14 +48,6 @@ def _healthy(info: dict, timeout: float = 2.0) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(body, dict) and body.get("status") == "ok" and body.get("pid") == info["pid"]
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text("utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -102,11 +96,20 @@ def _detach_options() -> dict:
     return {"start_new_session": True}
 
 
+def _start_lock_busy(expired) -> PublishError:
+    return PublishError(
+        "target_unreachable", str(expired),
+        "another kernel may be starting the local function server; try again in a moment",
+    )
+
+
 class LocalTarget(Target):
+    """The local function server; every verb starts it first if it is not running."""
+
     kind = "local"
-    has_keys = True
     label = "Local function server (this machine)"
     spec_example = "local"
+    capabilities = FunctionServerTarget.capabilities
 
     def __init__(self, state_dir=None, *, python: Optional[str] = None, start_timeout: float = DEFAULT_START_TIMEOUT,
                  lifetime: Optional[str] = None):
@@ -126,8 +129,8 @@ class LocalTarget(Target):
             raise PublishError("unknown_target", f"cannot read the target spec {spec!r}", "write it as 'local'")
         return cls()
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "label": self.label, "spec": "local"}
+    def spec(self) -> str:
+        return "local"
 
     @property
     def log_path(self) -> Path:
@@ -142,7 +145,7 @@ class LocalTarget(Target):
             return info
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Re-check under the lock: another kernel may have started it while we waited.
-        with exclusive_lock(self.state_dir / START_LOCK, timeout=self.start_timeout + 10):
+        with exclusive_lock(self.state_dir / START_LOCK, self.start_timeout + 10, on_timeout=_start_lock_busy):
             info = read_server_info(self.state_dir)
             if info is not None and _healthy(info):
                 return info
@@ -184,10 +187,10 @@ class LocalTarget(Target):
         raise self._start_failed(f"it did not become healthy within {self.start_timeout:.0f} s")
 
     def _start_failed(self, why: str) -> PublishError:
-        tail = _log_tail(self.log_path)
+        log = tail(self.log_path, _LOG_TAIL_LINES)
         message = f"the local function server did not start: {why}"
-        if tail:
-            message += f"\n--- {self.log_path} (last lines) ---\n{tail}"
+        if log:
+            message += f"\n--- {self.log_path} (last lines) ---\n{log}"
         return PublishError(
             "target_unreachable",
             message,
@@ -231,3 +234,21 @@ class LocalTarget(Target):
         deployment = self.client(progress).push(bundle, progress, new_version=new_version, public=public)
         deployment.target = self.kind
         return deployment
+
+    def list(self) -> list:
+        return self.client().list()
+
+    def show(self, name: str) -> FunctionInfo:
+        return self.client().show(name)
+
+    def versions(self, name: str) -> list:
+        return self.client().versions(name)
+
+    def rollback(self, name: str, to: Optional[int] = None) -> RollbackResult:
+        return self.client().rollback(name, to)
+
+    def delete(self, name: str) -> None:
+        self.client().delete(name)
+
+    def logs(self, name: str, version: Optional[int] = None, lines: int = DEFAULT_LOG_LINES) -> LogTail:
+        return self.client().logs(name, version, lines)

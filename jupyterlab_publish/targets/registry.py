@@ -1,20 +1,30 @@
-"""Turn a target spec (``local``, ``dir:/path``, ``https://...``) into a Target.
+"""Turn a target spec (``local``, ``dir:/path``, ``https://...``) into a Target; list targets for the UI.
 
 Kinds are looked up through the ``jupyterlab_publish.targets`` entry-point group so other packages
 can add targets. The built-ins are always available as a fallback, because a source checkout (or an
 editable install made before the entry points were declared) has no entry-point metadata.
+
+This module finds classes and reads their declared attributes (``kind``, ``label``,
+``spec_example``, ``capabilities``); it does not import ``base``, which uses it to name the targets
+that have a verb another lacks.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from typing import Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from ..errors import PublishError
-from .base import Target
+
+if TYPE_CHECKING:
+    from .base import Target
 
 ENTRY_POINT_GROUP = "jupyterlab_publish.targets"
+DEFAULT_SPEC = "local"
+
+# The management verbs a target may declare in ``Target.capabilities``, in the order the UI shows them.
+CAPABILITIES = ("list", "show", "versions", "rollback", "delete", "logs")
 
 # kind -> "module:attribute"; imported lazily so building the registry imports no target code.
 BUILTIN_TARGETS = {
@@ -69,35 +79,68 @@ def target_class(kind: str) -> type:
     raise PublishError("unknown_target", f"no deploy target of kind {kind!r}", SPEC_FORMS_HINT)
 
 
-def get_target(spec: Optional[str] = None, *, token: Optional[str] = None) -> Target:
+def get_target(spec: Optional[str] = None, *, token: Optional[str] = None) -> "Target":
     """Build the target a spec names; ``None`` or ``"local"`` is the embedded local server."""
     if spec is None or not spec.strip():
-        spec = "local"
+        spec = DEFAULT_SPEC
     kind = spec_kind(spec)
     if not kind:
         raise PublishError("unknown_target", f"cannot read the target spec {spec!r}", SPEC_FORMS_HINT)
     return target_class(kind).from_spec(spec.strip(), token=token)
 
 
-def available_targets() -> list:
-    """One entry per target class, for the UI's picker: kind, label, an example spec."""
-    kinds = dict.fromkeys(list(BUILTIN_TARGETS) + sorted(_entry_points()))
-    seen = set()
-    out = []
-    for kind in kinds:
+def _classes() -> list:
+    """(kind, class) of every loadable target class, each class once (http and https are one)."""
+    seen, out = set(), []
+    for kind in dict.fromkeys(list(BUILTIN_TARGETS) + sorted(_entry_points())):
         try:
             cls = target_class(kind)
         except PublishError:
-            continue  # a broken plugin is left out of the picker rather than breaking it
-        if cls in seen:
-            continue  # http and https are one target
-        seen.add(cls)
-        out.append(
-            {
-                "kind": getattr(cls, "kind", kind) or kind,
-                "label": getattr(cls, "label", "") or kind,
-                "spec": getattr(cls, "spec_example", "") or kind,
-                "default": kind == "local",
-            }
-        )
+            continue  # a broken plugin is left out rather than breaking the list
+        if cls not in seen:
+            seen.add(cls)
+            out.append((getattr(cls, "kind", "") or kind, cls))
     return out
+
+
+def ordered_capabilities(declared: Iterable[str]) -> list:
+    """The verbs of ``declared`` in CAPABILITIES order (a plugin's unknown verbs are left out)."""
+    declared = set(declared)
+    return [verb for verb in CAPABILITIES if verb in declared]
+
+
+def available_targets() -> list:
+    """One entry per target kind, for a picker of kinds: kind, label, an example spec, capabilities."""
+    return [
+        {
+            "kind": kind,
+            "label": getattr(cls, "label", "") or kind,
+            "spec": getattr(cls, "spec_example", "") or kind,
+            "default": kind == DEFAULT_SPEC,
+            "capabilities": ordered_capabilities(getattr(cls, "capabilities", ())),
+        }
+        for kind, cls in _classes()
+    ]
+
+
+def describe_targets(specs: Iterable[str]) -> list:
+    """The configured targets, for the UI: each spec's ``Target.describe()`` (kind, label, spec,
+    capabilities) plus ``default``; a spec that cannot be built gives ``{"spec", "error"}`` instead,
+    so one bad entry in the settings does not hide the others."""
+    out = []
+    for spec in specs:
+        try:
+            target = get_target(spec)
+        except PublishError as exc:
+            out.append({"spec": spec, "error": exc.to_dict()})
+            continue
+        described = target.describe()
+        described.setdefault("capabilities", ordered_capabilities(getattr(target, "capabilities", ())))
+        described["default"] = target.kind == DEFAULT_SPEC
+        out.append(described)
+    return out
+
+
+def kinds_with(verb: str) -> list:
+    """The kinds of target that declare the management verb ``verb``."""
+    return [kind for kind, cls in _classes() if verb in getattr(cls, "capabilities", ())]

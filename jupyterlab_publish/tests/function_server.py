@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from jupyterlab_publish.bundle import build_bundle
+from jupyterlab_publish.state.paths import read_server_info
 from jupyterlab_publish.targets.http import FunctionServerTarget
-from jupyterlab_publish.targets.paths import read_server_info
 
 REPO = Path(__file__).resolve().parents[2]
 HTTP_TIMEOUT = 30

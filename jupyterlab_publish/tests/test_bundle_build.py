@@ -13,7 +13,7 @@ import cloudpickle
 import pytest
 
 from jupyterlab_publish.bundle import Bundle, build_bundle, read_bundle
-from jupyterlab_publish.bundle.atomic import atomic_directory
+from jupyterlab_publish.state.atomic import atomic_directory
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.runtime import service
 
@@ -74,7 +74,9 @@ def test_build_writes_a_bundle_that_reads_back_verified(tmp_path, scaler):
     assert manifest["python"]["minor"] == "{}.{}".format(*sys.version_info[:2])
     assert manifest["python"]["implementation"] == sys.implementation.name
     assert manifest["cloudpickle"] == cloudpickle.__version__
-    assert manifest["requirements"] == [{"name": "numpy", "version": "2.0.1", "why": "scale → numpy"}]
+    assert manifest["requirements"] == [
+        {"name": "numpy", "version": "2.0.1", "why": "scale → numpy", "requirement": "numpy==2.0.1"}
+    ]
     assert manifest["runtime_requirements"][0] == f"cloudpickle=={cloudpickle.__version__}"
     assert manifest["sample"] == [[1, 2]] and manifest["sample_output"] == [3, 6]
     assert manifest["entrypoint"] == "service.py"

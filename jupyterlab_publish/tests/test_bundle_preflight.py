@@ -22,6 +22,7 @@ from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.frontier import invalidate_caches
 from jupyterlab_publish.kernel import protocol
 from jupyterlab_publish.kernel.channel import Channel
+from jupyterlab_publish.requirement import Requirement
 
 
 def notebook(source, **names):
@@ -375,23 +376,27 @@ def fake_site(tmp_path, monkeypatch):
     invalidate_caches()
 
 
+def requirements(*texts):
+    return [Requirement.parse(text) for text in texts]
+
+
 def _child_imports(paths, code):
     return subprocess.run([sys.executable, "-I", "-S", "-B", "-c", f"import sys; sys.path += {paths!r}\n{code}"],
                           capture_output=True, text=True, timeout=60)
 
 
 def test_closure_follows_requirements_markers_and_extras(fake_site):
-    closure = distribution_closure(["pf-app", "pf-missing-here"])
+    closure = distribution_closure(requirements("pf-app", "pf-missing-here"))
     assert set(closure.entries) == {"pf-app", "pfns-alpha", "pf-legacy", "pf-editable"}
     assert closure.entries["pfns-alpha"].required_by == ["pf-app"]
     assert closure.not_installed == ["pf-missing-here"]
-    assert "pf-extra-only" in distribution_closure(["pf-app[fancy]"]).entries
+    assert "pf-extra-only" in distribution_closure(requirements("pf-app[fancy]")).entries
 
 
 def test_linked_site_holds_only_the_closure(fake_site, tmp_path):
     dest = tmp_path / "linked"
     dest.mkdir()
-    extra = link_site(distribution_closure(["pf-app"]), dest)
+    extra = link_site(distribution_closure(requirements("pf-app")), dest)
     paths = [str(dest), *extra]
     ok = _child_imports(paths, "import pf_app, pfns.alpha, pf_legacy, pf_editable\n"
                                "import importlib.metadata as m; print(m.version('pf-app'), m.version('pfns-alpha'))")

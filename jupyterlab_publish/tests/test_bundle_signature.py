@@ -25,9 +25,9 @@ from jupyterlab_publish.bundle import build_bundle, pack_bundle, read_bundle, un
 from jupyterlab_publish.bundle.signature import key_from_token, key_id, sign_manifest, user_key
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.runtime.service import load_bundle
+from jupyterlab_publish.state.paths import read_server_info
 from jupyterlab_publish.targets.directory import DirectoryTarget
 from jupyterlab_publish.targets.local import LocalTarget
-from jupyterlab_publish.targets.paths import read_server_info
 
 KEY = key_from_token("the-admin-token")
 OTHER_KEY = key_from_token("another-servers-token")

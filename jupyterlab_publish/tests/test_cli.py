@@ -1,17 +1,22 @@
-"""`jupyter publish` end to end: a real kernel runs the example notebook and publishes from it."""
+"""`jupyter publish` end to end: a real kernel runs the example notebook and publishes from it; the
+management commands on a directory target; where the local admin token may go."""
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from jupyterlab_publish.bundle import build_bundle
 from jupyterlab_publish.cli import main
+from jupyterlab_publish.targets import DirectoryTarget
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "kmeans.ipynb"
@@ -95,3 +100,105 @@ def test_an_unknown_function_is_a_clear_error(state_dir, capsys):
 def test_a_bad_sample_is_refused_before_running_anything(state_dir, capsys):
     assert main(["notebook", str(EXAMPLE), "--function", "predictor", "--sample", "[[0.5,"]) == 1
     assert "--sample is not JSON" in capsys.readouterr().err
+
+
+# -- management verbs through the Target interface, on targets that need no server -------------------
+
+
+@pytest.fixture
+def dir_target(tmp_path, monkeypatch):
+    """A directory target holding two versions of ``add-one`` (signed with a private user key)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    namespace = {}
+    exec("def add_one(x):\n    return x + 1\n", namespace)
+    bundle = build_bundle(namespace["add_one"], tmp_path / "bundle", name="add-one", sample=[3])
+    target = DirectoryTarget(tmp_path / "out")
+    target.push(bundle)
+    target.push(bundle)
+    return target
+
+
+def test_the_cli_manages_a_directory_target(dir_target, capsys):
+    on = ["--target", f"dir:{dir_target.root}"]
+    assert main(["list", *on]) == 0
+    out = capsys.readouterr().out
+    assert out == f"add-one\t-\t-\t{(dir_target.root / 'add-one').resolve().as_uri()}\n"
+
+    assert main(["list", "--json", *on]) == 0
+    assert [fn["name"] for fn in json.loads(capsys.readouterr().out)] == ["add-one"]
+
+    assert main(["show", "add-one", *on]) == 0
+    out = capsys.readouterr().out
+    assert "live version: none" in out and "call it" not in out and "key:" not in out
+    assert "v2\tstored\t" in out and str(dir_target.root / "add-one" / "v2") in out
+
+    assert main(["versions", "add-one", "--json", *on]) == 0
+    assert [(v["version"], v["status"]) for v in json.loads(capsys.readouterr().out)] == [(1, "stored"), (2, "stored")]
+
+    assert main(["rollback", "add-one", *on]) == 1
+    err = capsys.readouterr().err
+    assert "the dir target has no 'rollback'" in err and "hint: 'rollback' is available on these targets: local, http" in err
+    assert main(["logs", "add-one", *on]) == 1
+    assert "hint: 'logs' is available on these targets: local, http" in capsys.readouterr().err
+
+    assert main(["delete", "add-one", *on]) == 0
+    assert capsys.readouterr().out == "Deleted add-one.\n"
+    assert main(["show", "add-one", *on]) == 1
+    assert "no function named add-one" in capsys.readouterr().err
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        data = b'{"functions": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.authorizations = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _fake_local_server(state: Path, url: str) -> None:
+    """A state directory whose server.json names ``url``, with the local admin token beside it."""
+    state.mkdir(parents=True)
+    (state / "token").write_text("the-local-admin-token\n")
+    (state / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": url, "started": "now"}))
+
+
+def test_the_local_admin_token_is_not_sent_to_a_foreign_target(tmp_path, monkeypatch, capsys, recorder):
+    monkeypatch.delenv("JUPYTERLAB_PUBLISH_TOKEN", raising=False)
+    monkeypatch.setenv("JUPYTERLAB_PUBLISH_STATE_DIR", str(tmp_path / "state"))
+    _fake_local_server(tmp_path / "state", "http://127.0.0.1:1")  # the local server is elsewhere
+    foreign = f"http://127.0.0.1:{recorder.server_port}"
+    assert main(["list", "--target", foreign]) == 1
+    err = capsys.readouterr().err
+    assert f"no admin token for {foreign}" in err and "JUPYTERLAB_PUBLISH_TOKEN" in err
+    assert recorder.authorizations == []  # nothing was sent at all
+
+    monkeypatch.setenv("JUPYTERLAB_PUBLISH_TOKEN", "the-foreign-servers-token")
+    assert main(["list", "--target", foreign]) == 0
+    assert recorder.authorizations == ["Bearer the-foreign-servers-token"]
+
+
+def test_the_local_admin_token_goes_to_the_local_servers_own_url(tmp_path, monkeypatch, capsys, recorder):
+    monkeypatch.delenv("JUPYTERLAB_PUBLISH_TOKEN", raising=False)
+    monkeypatch.setenv("JUPYTERLAB_PUBLISH_STATE_DIR", str(tmp_path / "state"))
+    url = f"http://127.0.0.1:{recorder.server_port}"
+    _fake_local_server(tmp_path / "state", url)
+    assert main(["list", "--target", url + "/"]) == 0
+    assert capsys.readouterr().out == "No functions published yet.\n"
+    assert recorder.authorizations == ["Bearer the-local-admin-token"]

@@ -17,7 +17,7 @@ import pytest
 import scipy.linalg
 from sklearn.cluster import KMeans
 
-from jupyterlab_publish.frontier import FrontierReport, Requirement, analyze_function, installed_version
+from jupyterlab_publish.frontier import AnalysedRequirement, FrontierReport, analyze_function, installed_version
 
 
 def notebook(source: str, **names) -> dict:
@@ -32,7 +32,7 @@ def requirement_names(report: FrontierReport) -> list[str]:
     return [r.name for r in report.requirements]
 
 
-def requirement(report: FrontierReport, name: str) -> Requirement:
+def requirement(report: FrontierReport, name: str) -> AnalysedRequirement:
     return next(r for r in report.requirements if r.name == name)
 
 
@@ -547,6 +547,6 @@ def test_report_to_dict_is_plain_json(kmodel):
         "function", "requirements", "local_modules", "captured", "warnings", "errors", "hints", "lock",
         "preload_modules",
     }
-    assert set(data["requirements"][0]) == {"name", "version", "why", "chains", "modules", "editable"}
+    assert set(data["requirements"][0]) == {"name", "version", "why", "chains", "modules", "editable", "requirement"}
     assert set(data["captured"][0]) == {"name", "type", "path", "size", "size_status"}
     assert {entry["name"] for entry in data["lock"]} >= {"numpy", "scikit-learn", "scipy"}

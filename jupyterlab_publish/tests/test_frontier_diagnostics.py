@@ -16,7 +16,7 @@ import pytest
 from frontier_sites import notebook
 
 from jupyterlab_publish import api
-from jupyterlab_publish.bundle.diagnose import parse_size, size_thresholds
+from jupyterlab_publish.bundle.capture_sizes import parse_size, size_thresholds
 from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.frontier import analyze_function
 from jupyterlab_publish.kernel import handlers

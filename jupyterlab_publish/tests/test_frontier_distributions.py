@@ -12,18 +12,18 @@ import pytest
 
 from jupyterlab_publish.frontier import (
     analyze_function,
-    canonicalize_name,
     find_distribution,
     installed_version,
 )
 from jupyterlab_publish.frontier.distributions import get_index
 from jupyterlab_publish.frontier.modules import LOCAL, STDLIB, classify
+from jupyterlab_publish.requirement import canonical_name
 
 
 def test_canonical_names():
-    assert canonicalize_name("Scikit_Learn") == "scikit-learn"
-    assert canonicalize_name("zope.interface") == "zope-interface"
-    assert canonicalize_name("a__b--c..d") == "a-b-c-d"
+    assert canonical_name("Scikit_Learn") == "scikit-learn"
+    assert canonical_name("zope.interface") == "zope-interface"
+    assert canonical_name("a__b--c..d") == "a-b-c-d"
 
 
 def test_real_environment_name_mismatches_come_from_record():

@@ -16,7 +16,7 @@ from sklearn.cluster import KMeans
 from jupyterlab_publish.bundle import build_bundle
 from jupyterlab_publish.frontier import analyze_function, installed_version
 from jupyterlab_publish.frontier.lock import LockRoot, lock_closure
-from jupyterlab_publish.frontier.markers import parse_dependency
+from jupyterlab_publish.requirement import Requirement
 
 
 @pytest.fixture
@@ -71,27 +71,21 @@ def test_a_declared_pin_that_differs_from_the_installed_version_is_kept(lock_sit
     assert entries(lock)["lk-app"] == ("1.0", ["lk-core"])
 
 
-def test_without_packaging_the_fallback_is_conservative(lock_site, monkeypatch):
-    # None in sys.modules makes `import packaging.requirements` raise ImportError, as if absent.
-    monkeypatch.setitem(sys.modules, "packaging.requirements", None)
-    spec = parse_dependency('lk-win; sys_platform == "win32"')
-    assert isinstance(spec.marker, str)  # the fallback keeps the marker's text
-    lock = lock_closure([LockRoot("lk-app", "predict")])
-    # a platform marker cannot be judged: the installed dependency is locked anyway...
-    assert entries(lock)["lk-win"] == ("1.0", ["lk-app"])
-    # ...extras are still judged exactly, and an unknown marker never reports a missing dependency
-    assert "lk-extra-dep" not in entries(lock) and "lk-gui-dep" not in entries(lock)
-    assert entries(lock)["lk-cli-dep"] == ("1.0", ["lk-plug"])
-    assert [m.name for m in lock.missing] == ["lk-notinstalled"]
+def test_a_lock_root_of_a_requirement_pins_only_an_exact_version(lock_site):
+    assert LockRoot.of(Requirement.parse("lk-core==1.5"), "predict") == LockRoot("lk-core", "predict", (), "1.5")
+    # a range (and its extras) locks what is installed
+    root = LockRoot.of(Requirement.parse("lk-app[fancy]>=0.5"), "predict")
+    assert root == LockRoot("lk-app", "predict", ("fancy",), None)
+    assert entries(lock_closure([root]))["lk-app"] == ("1.0", ["lk-core", "predict"])
 
 
-def test_fallback_parses_names_extras_and_markers(monkeypatch):
-    monkeypatch.setitem(sys.modules, "packaging.requirements", None)
-    spec = parse_dependency("Some_Name[b, a] (>=1.0); extra == 'x' and python_version >= '3'")
+def test_requires_dist_lines_are_read_with_their_extras_and_markers():
+    spec = Requirement.read("Some_Name[b, a] (>=1.0); extra == 'x' and python_version >= '3'")
     assert (spec.name, spec.extras, spec.key) == ("Some_Name", ("a", "b"), "some-name")
     assert spec.applies(frozenset({"x"})) is True and spec.applies(frozenset()) is False
-    assert parse_dependency("plain").applies(frozenset()) is True
-    assert parse_dependency("???") is None
+    assert Requirement.read("plain").applies(frozenset()) is True
+    assert Requirement.read("???") is None
+    assert Requirement.read('lk-win; sys_platform == "win32"').applies() is (sys.platform == "win32")
 
 
 def test_real_environment_lock_of_a_kmeans_predictor():

@@ -26,10 +26,10 @@ import pytest
 from jupyterlab_publish.bundle import build_bundle, pack_bundle
 from jupyterlab_publish.bundle.signature import key_from_token
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.state.paths import read_server_info
 from jupyterlab_publish.targets import get_target
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
-from jupyterlab_publish.targets.paths import read_server_info
 
 from function_server import call
 
@@ -385,8 +385,8 @@ def test_list_info_openapi_and_delete(state_dir, bundles):
     deployment = target.push(bundles(ADD_ONE, "add_one", "add-one", sample=[3]))
     client = target.client()
 
-    (listed,) = client.list_functions()
-    assert listed["name"] == "add-one" and listed["live_version"] == 1 and listed["url"] == deployment.url
+    (listed,) = client.list()
+    assert listed.name == "add-one" and listed.live_version == 1 and listed.url == deployment.url
     status, info = call(deployment.url, None, method="GET")
     assert status == 200 and info["version"] == 1 and info["function"]["name"] == "add_one"
     status, spec = call(deployment.url + "/openapi.json", None, method="GET")
@@ -395,9 +395,9 @@ def test_list_info_openapi_and_delete(state_dir, bundles):
     assert call(deployment.url, None, raw=b"not json", key=deployment.key)[0] == 400
 
     (pid,) = _worker_pids(state_dir)
-    assert client.delete_function("add-one") == {"deleted": "add-one"}
+    assert admin(target, "/api/functions/add-one", "DELETE") == (200, {"deleted": "add-one"})
     assert _wait_gone(pid)
-    assert client.list_functions() == []
+    assert client.list() == []
     assert not (state_dir / "functions" / "add-one").exists()
     assert call(deployment.url, [3], key=deployment.key)[0] == 404
 

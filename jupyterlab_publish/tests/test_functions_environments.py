@@ -28,7 +28,7 @@ from jupyterlab_publish.errors import PublishError
 from jupyterlab_publish.functions.uv_environments import METADATA_FILE, lock_hash
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
-from jupyterlab_publish.targets.paths import read_server_info
+from jupyterlab_publish.state.paths import read_server_info
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="process control in these tests is POSIX-only")
 
@@ -235,7 +235,7 @@ def test_a_failed_install_leaves_no_environment_and_says_why(serve, tmp_path, wh
     assert "six==1.16.0" in caught.value.message  # the end of uv's own explanation
     assert "--find-links" in caught.value.hint
     assert environments(server.state) == [] and leftovers(server.state) == []
-    assert server.target.list_functions() == []
+    assert server.target.list() == []
     assert list((server.state / "functions").iterdir()) == []
     # The server is fine: the same function with installable requirements publishes.
     assert server.target.push(make_bundle(tmp_path, "b2")).version == 1
@@ -254,7 +254,7 @@ def test_a_bundle_for_another_python_minor_is_refused(local, tmp_path):
     assert "3.99" in caught.value.message and MINOR in caught.value.message
     assert f"Python {MINOR}" in caught.value.hint
     assert environments(local.state_dir) == [] and leftovers(local.state_dir) == []
-    assert local.client().list_functions() == []
+    assert local.client().list() == []
 
 
 SIX_VERSION = """

@@ -28,8 +28,8 @@ from jupyterlab_publish.bundle import pack_bundle
 from jupyterlab_publish.bundle.signature import key_from_token
 from jupyterlab_publish.cli import main as cli
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.state.paths import read_server_info
 from jupyterlab_publish.targets.local import LocalTarget
-from jupyterlab_publish.targets.paths import read_server_info
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; POSIX process control")
 
@@ -73,8 +73,8 @@ def test_a_function_needs_its_key_unless_published_public(server, tmp):
     public = target.push(make_bundle(tmp, adder(2), "add", "keyed", sample=[1]), new_version=True, public=True)
     assert public.key is None and public.version == 2
     assert call(public.url, [1]) == (200, 3)
-    shown = target.get_function("keyed")
-    assert (shown["public"], shown["key"], shown["version"]) == (True, None, 2)
+    shown = target.show("keyed")
+    assert (shown.public, shown.key, shown.version) == (True, None, 2)
 
     # A later publish makes it keyed again, with the key it always had.
     third = target.push(make_bundle(tmp, adder(3), "add", "keyed", sample=[1]), new_version=True)
@@ -107,7 +107,7 @@ def test_workers_get_the_contract_flags_their_runtime_offers_and_the_key_hashes(
 
 
 def test_connections_handed_to_the_workers_are_served_round_robin(tmp):
-    """The server side of the handoff (contract items 1, 8): one socketpair per worker process."""
+    """The server side of the hand-off (docs/bundle-format.md, "Connection hand-off"): one socketpair per worker."""
     import asyncio
 
     from jupyterlab_publish.functions.core import FunctionService
@@ -196,11 +196,11 @@ def test_killed_workers_are_restarted_and_other_functions_keep_answering(server,
         return len(pids) == 2 and not set(pids) & set(old) and all(alive(p) for p in pids)
 
     # Pid files appear at spawn; the restart counts once the new process answers /healthz.
-    wait_for(lambda: restarted() and target.get_function("victim")["restarts"] == 2,
+    wait_for(lambda: restarted() and target.show("victim").restarts == 2,
              "the victim's workers to be restarted")
     assert call(victim.url, [1], key=victim.key) == (200, 2)
     assert call(bystander.url, [1], key=bystander.key) == (200, 11)
-    log = target.logs("victim", lines=50)["log"]
+    log = target.logs("victim", lines=50).log
     assert "exited with status -9" in log
 
 
@@ -216,7 +216,7 @@ def test_a_worker_that_stops_answering_healthz_is_replaced(server, tmp):
     finally:
         if alive(pids[0]):
             os.kill(pids[0], signal.SIGKILL)
-    assert "has not answered /healthz" in server.target().logs("stuck")["log"]
+    assert "has not answered /healthz" in server.target().logs("stuck").log
     for _ in range(4):  # round robin reaches both processes
         assert call(deployment.url, [1], key=deployment.key) == (200, 2)
 
@@ -237,7 +237,7 @@ def test_rollback_logs_and_show_through_the_cli(server, tmp, monkeypatch, capsys
         return code, out, err
 
     def statuses():
-        return [(v["version"], v["status"]) for v in target.get_function("roll")["versions"]]
+        return [(v.version, v.status) for v in target.show("roll").versions]
 
     assert run("rollback", "roll")[0] == 0  # to the version live before: v2
     assert call(deployment.url, [1], key=deployment.key) == (200, 3)
@@ -299,7 +299,7 @@ def test_a_rollback_to_a_version_that_cannot_start_changes_nothing(server, tmp):
     assert "cannot roll broken-old back to v1" in caught.value.message
     assert caught.value.details["status"] == 409 and caught.value.details["log"]
     assert call(current.url, [1], key=current.key) == (200, 3)
-    assert [(v["version"], v["status"]) for v in target.get_function("broken-old")["versions"]] == [
+    assert [(v.version, v.status) for v in target.show("broken-old").versions] == [
         (1, "retired"), (2, "live")]
 
 
@@ -333,8 +333,8 @@ def _start_upload(server: Server, name: str, archive: bytes) -> socket.socket:
 
 def _assert_only_v1(server: Server, deployment) -> None:
     assert call(deployment.url, [1], key=deployment.key) == (200, 2)
-    described = server.target().get_function("survivor")
-    assert [(v["version"], v["status"]) for v in described["versions"]] == [(1, "live")]
+    described = server.target().show("survivor")
+    assert [(v.version, v.status) for v in described.versions] == [(1, "live")]
     assert sorted(p.name for p in (server.state / "functions" / "survivor").iterdir()) == ["v1"]
     assert list((server.state / "uploads").iterdir()) == []
 

@@ -150,3 +150,48 @@ def test_malformed_and_unknown_requests_get_errors(channel):
     assert comm.sent[-1]["error"]["code"] == "bad_request" and comm.sent[-1]["id"] is None
     send(chan, "r9", "deploy_everything")
     assert comm.wait_for("r9")["error"]["code"] == "unknown_method"
+
+
+def test_check_requirements_answers_each_text_so_the_dialog_never_parses_pep_508(channel):
+    chan, comm, _ = channel
+    send(chan, "r1", "check_requirements", texts=["scikit-learn>=1.0", "pandas[parquet]", "nope nope", "numpy>=999"])
+    result = comm.wait_for("r1")["result"]
+    first, second, third, fourth = result["requirements"]
+    assert first["requirement"] == "scikit-learn>=1.0" and first["version"] == "" and first["installed"]
+    assert second["requirement"] == "pandas[parquet]" and second["why"] == "added by you"
+    assert third is None and fourth is None
+    assert [(e["index"], bool(e["hint"])) for e in result["errors"]] == [(2, True), (3, True)]
+    assert "numpy>=999" in result["errors"][1]["message"]
+
+
+def test_check_requirements_needs_a_list_of_texts(channel):
+    chan, comm, _ = channel
+    send(chan, "r1", "check_requirements", texts="numpy")
+    assert comm.wait_for("r1")["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "requirements",
+    [
+        [{"requirement": "cloudpickle>=1", "why": "added by you"}],  # protocol 3
+        [{"name": "cloudpickle", "version": ""}],  # protocol 2, still accepted
+    ],
+)
+def test_publish_takes_protocol_3_and_protocol_2_requirements(channel, tmp_path, requirements):
+    chan, comm, _ = channel
+    send(chan, "r1", "publish", function="predictor", name="double", target=f"dir:{tmp_path}", sample=[21],
+         requirements=requirements, preflight=False)
+    reply = comm.wait_for("r1")
+    assert reply["type"] == "result", reply
+    manifest = next(tmp_path.rglob("manifest.json")).read_text()
+    assert '"requirement": "cloudpickle' in manifest
+
+
+def test_publish_refuses_a_range_the_kernel_does_not_satisfy(channel, tmp_path):
+    chan, comm, _ = channel
+    send(chan, "r1", "publish", function="predictor", name="double", target=f"dir:{tmp_path}",
+         requirements=[{"requirement": "cloudpickle>=999", "why": "added by you"}], preflight=False)
+    error = comm.wait_for("r1")["error"]
+    assert error["code"] == "bad_request" and "cloudpickle>=999" in error["message"] and error["hint"]
+    assert error["details"]["index"] == 0
+    assert not any(tmp_path.iterdir())

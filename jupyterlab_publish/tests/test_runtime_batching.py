@@ -12,7 +12,7 @@ import jupyterlab_publish
 from jupyterlab_publish.bundle import build_bundle
 from jupyterlab_publish.bundle.batching import BATCHING_ATTRIBUTE, batching_options, vectorized
 from jupyterlab_publish.errors import PublishError
-from jupyterlab_publish.runtime.service import create_app
+from jupyterlab_publish.runtime.service import create_endpoint_app
 
 CELL = """
     def scale(points: list[list[float]]) -> list:
@@ -39,7 +39,7 @@ def served(tmp_path, batching, validator=True, sample=None):
     ns = notebook(CELL)
     build_bundle(ns["scale"], tmp_path / "scale", name="scale", batching=batching, sample=sample,
                  validator=ns["no_negatives"] if validator else None)
-    return create_app(tmp_path / "scale")
+    return create_endpoint_app(tmp_path / "scale")
 
 
 def run(app, bodies, path="/"):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from jupyterlab_publish.bundle import build_bundle
-from jupyterlab_publish.runtime.service import create_app, create_service
+from jupyterlab_publish.runtime.service import create_endpoint, create_endpoint_app
 from jupyterlab_publish.runtime.service_calls import FIRST_WINDOW, LATENCY_BUCKETS, RETRY_WINDOW
 from jupyterlab_publish.runtime.service_http import SettingsError, read_key_digests
 
@@ -67,7 +67,7 @@ def post(app, body, path="/", headers=None):
 
 
 def test_a_quick_function_moves_inline_and_a_slow_call_sends_it_back(bundle_dir):
-    app = create_app(bundle_dir)
+    app = create_endpoint_app(bundle_dir)
     service = app.state.service
     assert service.call_mode == "thread"  # nobody knows yet how long a call takes
     for _ in range(FIRST_WINDOW + 2 * RETRY_WINDOW):  # a window spoilt by a busy machine gets another go
@@ -81,7 +81,7 @@ def test_a_quick_function_moves_inline_and_a_slow_call_sends_it_back(bundle_dir)
 
 
 def test_a_call_in_a_thread_that_runs_too_long_gets_504(bundle_dir):
-    app = create_app(bundle_dir, timeout=0.1)
+    app = create_endpoint_app(bundle_dir, timeout=0.1)
     response = post(app, [1.0])
     assert response.status_code == 504
     body = response.json()
@@ -90,7 +90,7 @@ def test_a_call_in_a_thread_that_runs_too_long_gets_504(bundle_dir):
 
 
 def test_concurrency_one_runs_one_call_at_a_time(bundle_dir):
-    app = create_app(bundle_dir, concurrency=1)
+    app = create_endpoint_app(bundle_dir, concurrency=1)
     answers = run(app, [("POST", "/", [0.02], None)] * 4)
     assert [a.status_code for a in answers] == [200] * 4
     assert max(a.json() for a in answers) == 1
@@ -98,13 +98,13 @@ def test_concurrency_one_runs_one_call_at_a_time(bundle_dir):
 
 def test_concurrency_lets_that_many_calls_meet(bundle_dir):
     # Two calls wait for each other at a barrier: they only both return if they run at once.
-    app = create_app(bundle_dir, concurrency=2)
+    app = create_endpoint_app(bundle_dir, concurrency=2)
     answers = run(app, [("POST", "/", {"meet": 2}, None)] * 2)
     assert [a.status_code for a in answers] == [200, 200] and {a.json() for a in answers} == {2}
 
 
 def test_stats_count_every_invocation(bundle_dir):
-    app = create_app(bundle_dir, max_body=64)
+    app = create_endpoint_app(bundle_dir, max_body=64)
     answers = run(app, [("POST", "/", [0], None), ("POST", "/functions/work", {"seconds": 0}, None),
                         ("POST", "/", ["x", 1, 2], None), ("POST", "/", [0, 0, "y" * 100], None),
                         ("GET", "/", None, None)])
@@ -119,7 +119,7 @@ def test_stats_count_every_invocation(bundle_dir):
 
 
 def test_wrong_methods_and_unknown_paths_answer_json(bundle_dir):
-    app = create_app(bundle_dir)
+    app = create_endpoint_app(bundle_dir)
     missing, wrong = run(app, [("GET", "/nope", None, None), ("POST", "/openapi.json", [], None)])
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     assert "/functions/work" in missing.json()["message"]
@@ -134,7 +134,7 @@ def digest(key: str) -> bytes:
 
 
 def test_invoking_needs_one_of_the_keys(bundle_dir):
-    app = create_app(bundle_dir, key_digests=(digest("function-key"), digest("admin-token")))
+    app = create_endpoint_app(bundle_dir, key_digests=(digest("function-key"), digest("admin-token")))
     missing, wrong, malformed, function_key, admin_token, lower = run(app, [
         ("POST", "/", [0], None),
         ("POST", "/", [0], {"authorization": "Bearer nope"}),
@@ -152,7 +152,7 @@ def test_invoking_needs_one_of_the_keys(bundle_dir):
 
 
 def test_pages_stay_open_when_invoking_needs_a_key(bundle_dir):
-    app = create_app(bundle_dir, key_digests=(digest("k"),))
+    app = create_endpoint_app(bundle_dir, key_digests=(digest("k"),))
     answers = run(app, [("GET", p, None, None) for p in ("/", "/openapi.json", "/docs", "/healthz", "/stats")])
     assert [a.status_code for a in answers] == [200] * 5
     assert "401" in answers[1].json()["paths"]["/"]["post"]["responses"]
@@ -161,11 +161,11 @@ def test_pages_stay_open_when_invoking_needs_a_key(bundle_dir):
 
 def test_keys_come_from_the_environment(bundle_dir, monkeypatch):
     monkeypatch.setenv("JUPYTERLAB_PUBLISH_KEYS_SHA256", f"{digest('a').hex().upper()}, {digest('b').hex()},")
-    app = create_service(bundle_dir).private_app
+    app = create_endpoint(bundle_dir).private_app
     answers = run(app, [("POST", "/", [0], {"authorization": f"Bearer {k}"}) for k in ("a", "b", "c")])
     assert [a.status_code for a in answers] == [200, 200, 401]
     monkeypatch.setenv("JUPYTERLAB_PUBLISH_KEYS_SHA256", "")
-    assert post(create_service(bundle_dir).private_app, [0]).status_code == 200  # empty: public
+    assert post(create_endpoint(bundle_dir).private_app, [0]).status_code == 200  # empty: public
 
 
 @pytest.mark.parametrize("text", ["abc", "zz" * 32, digest("a").hex() + "00"])
@@ -182,11 +182,11 @@ def test_a_malformed_key_digest_is_refused_without_echoing_it(text):
 )
 def test_invalid_settings_are_refused_clearly(bundle_dir, options, says):
     with pytest.raises(SettingsError, match=says):
-        create_service(bundle_dir, **options)
+        create_endpoint(bundle_dir, **options)
 
 
 def test_relaying_without_an_upstream_is_a_clear_404(bundle_dir):
-    service = create_service(bundle_dir, name="work")
+    service = create_endpoint(bundle_dir, name="work")
     answer = run(service.handoff_app, [("GET", "/api/functions", None, None)])[0]
     assert answer.status_code == 404 and "/functions/work" in answer.json()["message"]
     # ...while the function's own paths answer on a handed-off connection.

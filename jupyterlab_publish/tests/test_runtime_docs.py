@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from jupyterlab_publish.bundle import build_bundle
-from jupyterlab_publish.runtime.service import create_app
+from jupyterlab_publish.runtime.service import create_endpoint_app
 from jupyterlab_publish.runtime.service_describe import describe_parameters, type_schema
 
 CELL = """
@@ -46,7 +46,7 @@ def bundle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(bundle_dir):
-    with TestClient(create_app(bundle_dir, key_digests=(hashlib.sha256(b"k").digest(),), timeout=5)) as client:
+    with TestClient(create_endpoint_app(bundle_dir, key_digests=(hashlib.sha256(b"k").digest(),), timeout=5)) as client:
         yield client
 
 
@@ -132,7 +132,7 @@ def test_the_docs_page_is_self_contained_and_escaped(client):
 
 
 def test_the_docs_page_of_a_public_function_asks_for_no_key(bundle_dir):
-    with TestClient(create_app(bundle_dir, key_digests=())) as public:
+    with TestClient(create_endpoint_app(bundle_dir, key_digests=())) as public:
         page = public.get("/docs").text
     curl = html.unescape(re.search(r'<pre id="curl">(.*?)</pre>', page, re.S).group(1))
     assert curl.startswith("curl -X POST http://testserver/ ") and "Authorization" not in curl

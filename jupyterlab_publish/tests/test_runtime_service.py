@@ -17,7 +17,7 @@ with warnings.catch_warnings():
 
 from jupyterlab_publish.bundle import build_bundle
 from jupyterlab_publish.runtime import service
-from jupyterlab_publish.runtime.service import BundleError, create_app, main
+from jupyterlab_publish.runtime.service import BundleError, create_endpoint_app, main
 
 CELL = """
     import numpy as np
@@ -53,7 +53,7 @@ def bundle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(bundle_dir):
-    with TestClient(create_app(bundle_dir)) as client:
+    with TestClient(create_endpoint_app(bundle_dir)) as client:
         yield client
 
 
@@ -122,7 +122,7 @@ def test_a_result_without_json_form(client):
 
 
 def test_bodies_over_the_limit_are_refused(bundle_dir):
-    with TestClient(create_app(bundle_dir, max_body=64)) as small:
+    with TestClient(create_endpoint_app(bundle_dir, max_body=64)) as small:
         assert small.post("/", json=[1, 2]).status_code == 200
         response = small.post("/", json=[1, "x" * 100])
         assert response.status_code == 413
@@ -173,7 +173,7 @@ def test_a_tampered_pickle_is_not_loaded(tmp_path):
     build_bundle(ns["f"], tmp_path / "b", name="f")
     (tmp_path / "b" / "function.pkl").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
     with pytest.raises(BundleError, match="checksum"):
-        create_app(tmp_path / "b")
+        create_endpoint_app(tmp_path / "b")
 
 
 def test_a_bundle_from_another_python_is_refused(tmp_path):
@@ -183,7 +183,7 @@ def test_a_bundle_from_another_python_is_refused(tmp_path):
     manifest["python"]["minor"] = "2.7"
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="Python 2.7"):
-        create_app(tmp_path / "b")
+        create_endpoint_app(tmp_path / "b")
 
 
 def test_main_reports_a_missing_bundle(tmp_path, capsys):

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 from jupyterlab_publish.bundle import Bundle, build_bundle, read_bundle
 from jupyterlab_publish.errors import PublishError
-from jupyterlab_publish.targets import Deployment, available_targets, get_target
-from jupyterlab_publish.targets.base import push_bundle
+from jupyterlab_publish.state.paths import default_state_dir
+from jupyterlab_publish.targets import (
+    CAPABILITIES,
+    Deployment,
+    FunctionInfo,
+    FunctionSummary,
+    LogTail,
+    RollbackResult,
+    Target,
+    VersionInfo,
+    available_targets,
+    describe_targets,
+    get_target,
+)
 from jupyterlab_publish.targets.directory import DirectoryTarget
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
-from jupyterlab_publish.targets.paths import default_state_dir
 
 
 def make_function(src: str, name: str):
@@ -47,7 +61,8 @@ def test_default_and_local_specs_give_the_local_target(spec, tmp_path, monkeypat
     target = get_target(spec)
     assert isinstance(target, LocalTarget)
     assert target.state_dir == tmp_path / "state"
-    assert target.describe() == {"kind": "local", "label": target.label, "spec": "local"}
+    assert target.describe() == {"kind": "local", "label": target.label, "spec": "local",
+                                 "capabilities": ["list", "show", "versions", "rollback", "delete", "logs"]}
 
 
 def test_dir_spec_gives_a_directory_target(tmp_path):
@@ -139,9 +154,9 @@ def test_deployment_curl_and_dict():
     }
 
 
-def test_public_is_passed_only_to_targets_with_keys(tmp_path, add_one_bundle):
-    # A directory target has no keys (its push takes no ``public``): every bundle it writes is keyless.
-    deployment = push_bundle(get_target(f"dir:{tmp_path / 'out'}"), add_one_bundle, None, public=True)
+def test_a_target_without_keys_takes_public_and_ignores_it(tmp_path, add_one_bundle):
+    # Every target's push takes ``public``; a directory target has no keys: every bundle it writes is keyless.
+    deployment = get_target(f"dir:{tmp_path / 'out'}").push(add_one_bundle, None, public=True)
     assert (deployment.version, deployment.key) == (1, None)
 
 
@@ -224,3 +239,171 @@ def test_state_dir_follows_the_environment(tmp_path, monkeypatch):
         monkeypatch.delenv("XDG_DATA_HOME", raising=False)
         monkeypatch.setenv("HOME", str(tmp_path / "home"))
         assert default_state_dir() == tmp_path / "home" / ".local/share/jupyter/jupyterlab_publish/server"
+
+
+# -- capabilities ------------------------------------------------------------------------------------
+
+
+def test_each_target_declares_its_management_verbs(tmp_path):
+    every = ["list", "show", "versions", "rollback", "delete", "logs"]
+    assert list(CAPABILITIES) == every
+    assert get_target("local").describe()["capabilities"] == every
+    assert get_target("http://127.0.0.1:9", token="t").describe()["capabilities"] == every
+    assert get_target(f"dir:{tmp_path}").describe()["capabilities"] == ["list", "show", "versions", "delete"]
+    by_kind = {entry["kind"]: entry["capabilities"] for entry in available_targets()}
+    assert by_kind == {"local": every, "http": every, "dir": ["list", "show", "versions", "delete"]}
+
+
+@pytest.mark.parametrize("verb, args", [("rollback", ("add-one",)), ("logs", ("add-one",))])
+def test_a_verb_a_target_lacks_is_unsupported_and_names_the_targets_that_have_it(tmp_path, verb, args):
+    target = get_target(f"dir:{tmp_path}")
+    assert verb not in target.capabilities
+    with pytest.raises(PublishError) as caught:
+        getattr(target, verb)(*args)
+    assert caught.value.code == "unsupported"
+    assert f"has no '{verb}'" in caught.value.message and str(tmp_path) in caught.value.message
+    assert caught.value.hint == f"'{verb}' is available on these targets: local, http"
+    assert caught.value.details == {"verb": verb, "kind": "dir"}
+
+
+def test_a_plugin_target_that_declares_no_verbs_has_only_push():
+    class PushOnly(Target):
+        kind = "push-only"
+
+        @classmethod
+        def from_spec(cls, spec, *, token=None):
+            return cls()
+
+        def push(self, bundle, progress=None, *, new_version=False, public=False):
+            return Deployment(bundle.manifest["name"], 1, "memory://", self.kind)
+
+    target = PushOnly()
+    assert target.describe() == {"kind": "push-only", "label": "", "spec": "push-only", "capabilities": []}
+    for verb, args in (("list", ()), ("show", ("f",)), ("versions", ("f",)), ("rollback", ("f",)),
+                       ("delete", ("f",)), ("logs", ("f",))):
+        with pytest.raises(PublishError) as caught:
+            getattr(target, verb)(*args)
+        assert caught.value.code == "unsupported" and "local" in caught.value.hint
+
+
+def test_describe_targets_lists_the_configured_targets_for_the_ui(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTERLAB_PUBLISH_TOKEN", "never-shown")
+    described = describe_targets(["local", f"dir:{tmp_path}", "https://f.example.org/", "ftp://nope"])
+    assert [entry.get("kind") for entry in described] == ["local", "dir", "http", None]
+    assert [entry.get("default") for entry in described] == [True, False, False, None]
+    assert described[1]["spec"] == f"dir:{tmp_path}" and described[2]["spec"] == "https://f.example.org"
+    assert described[1]["capabilities"] == ["list", "show", "versions", "delete"]
+    assert described[3]["spec"] == "ftp://nope" and described[3]["error"]["code"] == "unknown_target"
+    assert "never-shown" not in repr(described)
+
+
+# -- the directory target's management verbs -------------------------------------------------------
+
+
+def test_directory_target_lists_shows_versions_and_deletes_from_its_tree(tmp_path, add_one_bundle):
+    root = tmp_path / "out"
+    target = DirectoryTarget(root)
+    assert target.list() == []
+    target.push(add_one_bundle)
+    target.push(add_one_bundle)
+    (root / "not a function").mkdir()  # names the rule refuses are not functions
+    (root / "add-one" / ".incoming-x").mkdir()  # a version being written is not a version yet
+
+    (summary,) = target.list()
+    assert summary == FunctionSummary(name="add-one", url=(root / "add-one").resolve().as_uri(),
+                                      live_version=None, public=None, created=summary.created)
+    assert summary.created and summary.created == read_bundle(root / "add-one" / "v1").manifest["created"]
+
+    versions = target.versions("add-one")
+    assert [(v.version, v.status, v.location) for v in versions] == [
+        (1, "stored", str(root / "add-one" / "v1")), (2, "stored", str(root / "add-one" / "v2"))]
+    assert versions[0].function["name"] == "add_one"
+
+    shown = target.show("add-one")
+    assert isinstance(shown, FunctionInfo) and shown.versions == tuple(versions)
+    assert (shown.name, shown.live_version, shown.key, shown.public) == ("add-one", None, None, None)
+    assert shown.to_dict()["versions"][1] == versions[1].to_dict()
+
+    target.delete("add-one")
+    assert target.list() == [] and not (root / "add-one").exists()
+    assert [p.name for p in root.iterdir()] == ["not a function"]  # nothing left of the deletion
+
+
+@pytest.mark.parametrize("verb", ["show", "versions", "delete"])
+def test_directory_target_verbs_on_a_missing_function_are_not_found(tmp_path, verb):
+    with pytest.raises(PublishError) as caught:
+        getattr(DirectoryTarget(tmp_path), verb)("nothing-here")
+    assert caught.value.code == "not_found" and "nothing-here" in caught.value.message
+    with pytest.raises(PublishError) as caught:
+        getattr(DirectoryTarget(tmp_path), verb)("../escape")
+    assert caught.value.code == "invalid_name"
+
+
+# -- results: one shape each, to_dict() and back ------------------------------------------------------
+
+
+def test_results_round_trip_through_their_dicts():
+    version = VersionInfo(version=2, status="live", created="2025-01-01T00:00:00+00:00", function={"name": "f"})
+    info = FunctionInfo(name="f", url="http://h/functions/f", live_version=2, public=False, key="k",
+                        versions=(version,), processes=2, restarts=0)
+    as_dict = info.to_dict()
+    assert as_dict["version"] == as_dict["live_version"] == 2 and as_dict["versions"] == [version.to_dict()]
+    assert FunctionInfo.from_dict(as_dict) == info
+    summary = FunctionSummary(name="f", url="http://h/functions/f", live_version=2, public=True, created="c")
+    assert FunctionSummary.from_dict({**summary.to_dict(), "extra": 1}) == summary
+    rolled = RollbackResult(name="f", version=1, previous_version=2, url="u")
+    assert RollbackResult.from_dict(rolled.to_dict()) == rolled
+    tail = LogTail(name="f", version=1, lines=3, log="a\nb")
+    assert LogTail.from_dict(tail.to_dict()) == tail
+
+
+# -- the http target reads the server's error code back ---------------------------------------------
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``self.server.answer`` = (status, JSON body); records requests."""
+
+    def _answer(self):
+        self.server.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        status, body = self.server.answer
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def answering_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.seen, server.answer = [], (200, {})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_http_target_keeps_a_known_server_code_and_its_details(answering_server):
+    answering_server.answer = (503, {"error": "unavailable", "message": "f is restarting", "hint": "wait",
+                                     "log": "the worker's last words"})
+    target = FunctionServerTarget(f"http://127.0.0.1:{answering_server.server_port}", "t")
+    with pytest.raises(PublishError) as caught:
+        target.logs("f")
+    assert (caught.value.code, caught.value.message, caught.value.hint) == ("unavailable", "f is restarting", "wait")
+    assert caught.value.details == {"log": "the worker's last words", "status": 503}
+
+
+def test_the_http_target_folds_only_an_unknown_code_into_target_error(answering_server):
+    target = FunctionServerTarget(f"http://127.0.0.1:{answering_server.server_port}", "t")
+    for body in ({"error": "from_a_newer_server", "message": "new"}, {"message": "no code"}, {}):
+        answering_server.answer = (418, body)
+        with pytest.raises(PublishError) as caught:
+            target.show("f")
+        assert caught.value.code == "target_error" and caught.value.details["status"] == 418

@@ -1,72 +1,11 @@
-import { Signal } from '@lumino/signaling';
-
-import { BOOTSTRAP_CODE, ConnectionRegistry, KernelConnection } from '../kernel/connection';
+import {
+  BOOTSTRAP_CODE,
+  ConnectionRegistry,
+  KernelConnection
+} from '../kernel/connection';
 import { PublishError } from '../kernel/errors';
-import { COMM_TARGET, PROTOCOL_VERSION } from '../protocol';
-
-/** A comm whose far side is a scripted kernel: `reply` decides what each request gets back. */
-class FakeComm {
-  constructor(private readonly _kernel: FakeKernel) {}
-  onMsg: (msg: any) => void = () => undefined;
-  onClose: (msg: any) => void = () => undefined;
-  isDisposed = false;
-  sent: any[] = [];
-  open(): void {
-    this._kernel.onOpen(this);
-  }
-  send(data: any): void {
-    this.sent.push(data);
-    this._kernel.onRequest(this, data);
-  }
-  close(): void {
-    this.isDisposed = true;
-  }
-  deliver(data: any): void {
-    this.onMsg({ content: { data } });
-  }
-}
-
-class FakeKernel {
-  id = 'kernel-1';
-  status = 'idle';
-  statusChanged = new Signal<this, string>(this);
-  disposed = new Signal<this, void>(this);
-  language = 'python';
-  executeReply: any = { status: 'ok' };
-  hello: any = {
-    type: 'hello',
-    protocol_version: PROTOCOL_VERSION,
-    package_version: '0.1.0',
-    python_version: '3.11.7',
-    cloudpickle_version: '3.1.2'
-  };
-  comms: FakeComm[] = [];
-  executed: any[] = [];
-  /** Called for every request; by default answers each with an empty result. */
-  onRequest = (comm: FakeComm, data: any): void =>
-    comm.deliver({ type: 'result', id: data.id, result: {} });
-
-  get info(): Promise<any> {
-    return Promise.resolve({ language_info: { name: this.language } });
-  }
-  requestExecute(content: any): any {
-    this.executed.push(content);
-    return { done: Promise.resolve({ content: this.executeReply }) };
-  }
-  createComm(target: string): any {
-    expect(target).toBe(COMM_TARGET);
-    const comm = new FakeComm(this);
-    this.comms.push(comm);
-    return comm;
-  }
-  onOpen(comm: FakeComm): void {
-    setTimeout(() => comm.deliver(this.hello), 0);
-  }
-  setStatus(status: string): void {
-    this.status = status;
-    this.statusChanged.emit(status);
-  }
-}
+import { PROTOCOL_VERSION } from '../protocol';
+import { FakeKernel } from './fakeKernel';
 
 function connect(kernel: FakeKernel): KernelConnection {
   return new KernelConnection(kernel as any, 1000);
@@ -85,23 +24,42 @@ describe('KernelConnection', () => {
   it('bootstraps silently, shakes hands, and resolves requests by id', async () => {
     const kernel = new FakeKernel();
     kernel.onRequest = (comm, data) =>
-      comm.deliver({ type: 'result', id: data.id, result: { functions: [], echo: data.params } });
+      comm.deliver({
+        type: 'result',
+        id: data.id,
+        result: { functions: [], echo: data.params }
+      });
     const connection = connect(kernel);
     const hello = await connection.ready();
     expect(hello.python_version).toBe('3.11.7');
     expect(kernel.executed).toEqual([
-      expect.objectContaining({ code: BOOTSTRAP_CODE, silent: true, store_history: false })
+      expect.objectContaining({
+        code: BOOTSTRAP_CODE,
+        silent: true,
+        store_history: false
+      })
     ]);
-    const result: any = await connection.request('list_functions', { code: 'def f(): pass' });
+    const result: any = await connection.request('list_functions', {
+      code: 'def f(): pass'
+    });
     expect(result.echo).toEqual({ code: 'def f(): pass' });
     const [request] = kernel.comms[0].sent;
-    expect(request).toMatchObject({ type: 'request', method: 'list_functions' });
+    expect(request).toMatchObject({
+      type: 'request',
+      method: 'list_functions'
+    });
   });
 
   it('passes progress to the caller and turns kernel errors into PublishErrors', async () => {
     const kernel = new FakeKernel();
     kernel.onRequest = (comm, data) => {
-      comm.deliver({ type: 'progress', id: data.id, stage: 'pickling', fraction: 0.5, message: 'half' });
+      comm.deliver({
+        type: 'progress',
+        id: data.id,
+        stage: 'pickling',
+        fraction: 0.5,
+        message: 'half'
+      });
       comm.deliver({
         type: 'error',
         id: data.id,
@@ -111,7 +69,11 @@ describe('KernelConnection', () => {
     const connection = connect(kernel);
     const stages: string[] = [];
     const error = await rejection(
-      connection.request('analyze', { function: 'f' }, { onProgress: p => stages.push(p.stage) })
+      connection.request(
+        'analyze',
+        { function: 'f' },
+        { onProgress: p => stages.push(p.stage) }
+      )
     );
     expect(stages).toEqual(['pickling']);
     expect(error).toBeInstanceOf(PublishError);
@@ -130,16 +92,21 @@ describe('KernelConnection', () => {
     expect(error.code).toBe('kernel_restarted');
     expect(first.isDisposed).toBe(true);
 
-    kernel.onRequest = (comm, data) => comm.deliver({ type: 'result', id: data.id, result: { ok: 1 } });
+    kernel.onRequest = (comm, data) =>
+      comm.deliver({ type: 'result', id: data.id, result: { ok: 1 } });
     const second = registry.get(kernel as any);
     expect(second).not.toBe(first);
-    await expect(second.request('analyze', { function: 'f' })).resolves.toEqual({ ok: 1 });
+    await expect(second.request('analyze', { function: 'f' })).resolves.toEqual(
+      { ok: 1 }
+    );
   });
 
   it('times out a silent kernel with an actionable message', async () => {
     const kernel = new FakeKernel();
     kernel.onRequest = () => undefined;
-    const error = await rejection(connect(kernel).request('analyze', { function: 'f' }, { timeout: 20 }));
+    const error = await rejection(
+      connect(kernel).request('analyze', { function: 'f' }, { timeout: 20 })
+    );
     expect(error.code).toBe('timeout');
     expect(error.hint).toMatch(/busy/);
   });
@@ -151,17 +118,27 @@ describe('KernelConnection', () => {
       if (data.method === 'publish') {
         publishId = data.id;
       } else if (data.method === 'cancel') {
-        comm.deliver({ type: 'result', id: data.id, result: { cancelled: true } });
+        comm.deliver({
+          type: 'result',
+          id: data.id,
+          result: { cancelled: true }
+        });
         comm.deliver({
           type: 'error',
           id: data.params.request_id,
-          error: { code: 'cancelled', message: 'Publishing was cancelled.', hint: '' }
+          error: {
+            code: 'cancelled',
+            message: 'Publishing was cancelled.',
+            hint: ''
+          }
         });
       }
     };
     const connection = connect(kernel);
     let sentId = '';
-    const publishing = connection.request('publish', {} as any, { onSent: id => (sentId = id) });
+    const publishing = connection.request('publish', {} as any, {
+      onSent: id => (sentId = id)
+    });
     await new Promise(resolve => setTimeout(resolve, 10));
     expect(sentId).toBe(publishId);
     await expect(connection.cancel(sentId)).resolves.toBe(true);
@@ -196,5 +173,33 @@ describe('KernelConnection', () => {
     kernel.onOpen = comm => setTimeout(() => comm.onClose({}), 0);
     const error = await rejection(connect(kernel).ready());
     expect(error.code).toBe('package_missing');
+  });
+});
+
+describe('what the connection tells the user', () => {
+  it('goes through the translator', async () => {
+    const trans = {
+      __: (text: string, ...args: unknown[]) =>
+        `«${text.replace(/%(\d)/g, (_, n) => String(args[Number(n) - 1]))}»`
+    } as any;
+    const r = new FakeKernel();
+    r.language = 'R';
+    const error = await rejection(
+      new KernelConnection(r as any, 1000, trans).ready()
+    );
+    expect(error.message).toBe("«This notebook's kernel runs R, not Python.»");
+    expect(error.hint).toMatch(/^«Switch the notebook/);
+
+    const silent = new FakeKernel();
+    silent.onRequest = () => undefined;
+    const registry = new ConnectionRegistry(trans);
+    const timeout = await rejection(
+      registry
+        .get(silent as any)
+        .request('analyze', { function: 'f' }, { timeout: 20 })
+    );
+    expect(timeout.message).toBe(
+      '«The kernel did not answer analyze for 0 s.»'
+    );
   });
 });

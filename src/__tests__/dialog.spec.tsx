@@ -9,10 +9,24 @@ const trans = nullTranslator.load('jupyterlab_publish');
 
 function analysis(errors: IAnalysis['errors']): IAnalysis {
   return {
-    function: { name: 'predictor', qualname: 'predictor', module: '__main__', signature: '(x)', doc: '' },
-    requirements: [{ name: 'numpy', version: '2.1.3', why: 'predictor → import numpy → numpy 2.1.3' }],
+    function: {
+      name: 'predictor',
+      qualname: 'predictor',
+      module: '__main__',
+      signature: '(x)',
+      doc: ''
+    },
+    requirements: [
+      {
+        name: 'numpy',
+        version: '2.1.3',
+        why: 'predictor → import numpy → numpy 2.1.3'
+      }
+    ],
     local_modules: [],
-    captured: [{ name: 'lock', type: '_thread.lock', path: 'predictor → lock' }],
+    captured: [
+      { name: 'lock', type: '_thread.lock', path: 'predictor → lock' }
+    ],
     warnings: [],
     errors,
     suggested_name: 'predictor',
@@ -22,7 +36,8 @@ function analysis(errors: IAnalysis['errors']): IAnalysis {
 
 const LOCK_ERROR = {
   code: 'unpicklable_lock',
-  message: 'predictor → lock (_thread.lock) is a lock or thread: it cannot be pickled.',
+  message:
+    'predictor → lock (_thread.lock) is a lock or thread: it cannot be pickled.',
   hint: 'Create the lock inside the function.',
   path: 'predictor → lock (_thread.lock)'
 };
@@ -44,7 +59,9 @@ async function open(errors: IAnalysis['errors']) {
   const result = dialog.launch();
   await dialog.ready;
   await settled();
-  const publish = dialog.node.querySelector<HTMLButtonElement>('.jp-Dialog-button.jp-mod-accept')!;
+  const publish = dialog.node.querySelector<HTMLButtonElement>(
+    '.jp-Dialog-button.jp-mod-accept'
+  )!;
   return { model, body, dialog, result, publish };
 }
 
@@ -65,8 +82,12 @@ describe('the Publish dialog', () => {
     expect(publish.disabled).toBe(true);
     const problems = dialog.node.querySelector('.jp-PublishDialog-problems')!;
     expect(problems.textContent).toContain(LOCK_ERROR.message);
-    expect(problems.textContent).toContain('Publishing is blocked until they are fixed');
-    expect(problems.textContent).toContain('run the cell again, then publish again');
+    expect(problems.textContent).toContain(
+      'Publishing is blocked until they are fixed'
+    );
+    expect(problems.textContent).toContain(
+      'run the cell again, then publish again'
+    );
 
     dialog.resolve(1); // what Enter does: refused while the form is invalid
     await settled();
@@ -92,5 +113,24 @@ describe('the Publish dialog', () => {
     expect(publish.disabled).toBe(false);
     dialog.resolve(1);
     expect((await result).button.accept).toBe(true);
+  });
+
+  it("returns the form's publish parameters through getValue()", async () => {
+    const { model, body, dialog, result } = await open([]);
+    model.name = 'scorer';
+    model.sampleText = '[[0.5, 0.5]]';
+    model.isPublic = true;
+    body.update();
+    await settled();
+    expect(body.getValue()).toEqual(model.toParams());
+    dialog.resolve(1);
+    const { value } = await result;
+    expect(value).toEqual(model.toParams());
+    expect(value).toMatchObject({
+      name: 'scorer',
+      sample: [[0.5, 0.5]],
+      public: true,
+      requirements: [{ requirement: 'numpy==2.1.3', why: expect.any(String) }]
+    });
   });
 });

@@ -14,7 +14,11 @@ import { loadProtocolFixtures } from './fixtures';
 const fixtures = loadProtocolFixtures();
 
 /** [label, message] rows for it.each from fixture entries. */
-function rows(entries: any[], label: (entry: any) => string, message = (e: any) => e): [string, any][] {
+function rows(
+  entries: any[],
+  label: (entry: any) => string,
+  message = (e: any) => e
+): [string, any][] {
   return entries.map(entry => [label(entry), message(entry)]);
 }
 
@@ -24,7 +28,9 @@ describe('protocol constants', () => {
     expect(COMM_TARGET).toBe(fixtures.comm_target);
     expect([...METHODS]).toEqual(fixtures.methods);
     expect([...STAGES]).toEqual(fixtures.stages);
-    expect([...KERNEL_ERROR_CODES].sort()).toEqual([...fixtures.error_codes].sort());
+    expect([...KERNEL_ERROR_CODES].sort()).toEqual(
+      [...fixtures.error_codes].sort()
+    );
   });
 });
 
@@ -33,16 +39,21 @@ describe('requests', () => {
     'accepts the valid %s fixture and builds the same message',
     (_method, message: any) => {
       expect(checkRequest(message)).toEqual(message);
-      expect(makeRequest(message.id, message.method, message.params)).toEqual(message);
+      expect(makeRequest(message.id, message.method, message.params)).toEqual(
+        message
+      );
     }
   );
 
-  it.each(rows(fixtures.requests.invalid, c => c.why, c => c.message))(
-    'refuses an invalid request: %s',
-    (_why, message) => {
-      expect(() => checkRequest(message)).toThrow(ProtocolError);
-    }
-  );
+  it.each(
+    rows(
+      fixtures.requests.invalid,
+      c => c.why,
+      c => c.message
+    )
+  )('refuses an invalid request: %s', (_why, message) => {
+    expect(() => checkRequest(message)).toThrow(ProtocolError);
+  });
 });
 
 describe('replies', () => {
@@ -53,10 +64,13 @@ describe('replies', () => {
     }
   );
 
-  it.each(rows(fixtures.replies.invalid, c => c.why, c => c.message))(
-    'refuses an invalid reply: %s',
-    (_why, message) => {
-      expect(() => checkReply(message)).toThrow(ProtocolError);
-    }
-  );
+  it.each(
+    rows(
+      fixtures.replies.invalid,
+      c => c.why,
+      c => c.message
+    )
+  )('refuses an invalid reply: %s', (_why, message) => {
+    expect(() => checkReply(message)).toThrow(ProtocolError);
+  });
 });

@@ -1,6 +1,7 @@
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
 import {
   checkReply,
@@ -12,6 +13,7 @@ import {
   Method,
   PROTOCOL_VERSION
 } from '../protocol';
+import { TRANSLATION_DOMAIN } from '../tokens';
 import { PIP_INSTALL_LINE, PublishError } from './errors';
 
 /** Code run silently in the kernel before the comm opens; idempotent. */
@@ -45,7 +47,10 @@ interface IPending {
 export class KernelConnection implements IDisposable {
   constructor(
     readonly kernel: Kernel.IKernelConnection,
-    private readonly _helloTimeout = 60_000
+    private readonly _helloTimeout = 60_000,
+    private readonly _trans: TranslationBundle = nullTranslator.load(
+      TRANSLATION_DOMAIN
+    )
   ) {
     kernel.statusChanged.connect(this._onStatus, this);
     kernel.disposed.connect(() => this.dispose(), this);
@@ -92,7 +97,11 @@ export class KernelConnection implements IDisposable {
     if (!this._pending.has(requestId)) {
       return false;
     }
-    const reply = await this.request('cancel', { request_id: requestId }, { timeout: 10_000 });
+    const reply = await this.request(
+      'cancel',
+      { request_id: requestId },
+      { timeout: 10_000 }
+    );
     return reply.cancelled;
   }
 
@@ -102,12 +111,15 @@ export class KernelConnection implements IDisposable {
     }
     this._disposed = true;
     this.kernel.statusChanged.disconnect(this._onStatus, this);
+    const trans = this._trans;
     const error =
       reason ??
       new PublishError(
         'kernel_restarted',
-        'The kernel restarted or shut down while the request was running.',
-        'Nothing was published. Run the notebook again, then publish.'
+        trans.__(
+          'The kernel restarted or shut down while the request was running.'
+        ),
+        trans.__('Nothing was published. Run the notebook again, then publish.')
       );
     this._failAll(error);
     if (this._comm && !this._comm.isDisposed) {
@@ -120,13 +132,20 @@ export class KernelConnection implements IDisposable {
   }
 
   private async _connect(): Promise<IHello> {
+    const trans = this._trans;
     const info = await this.kernel.info;
     const language = info.language_info?.name ?? '';
     if (language.toLowerCase() !== 'python') {
       throw new PublishError(
         'not_python',
-        `This notebook's kernel runs ${language || 'an unknown language'}, not Python.`,
-        'Switch the notebook to a Python 3 kernel (Kernel → Change Kernel…).'
+        language
+          ? trans.__("This notebook's kernel runs %1, not Python.", language)
+          : trans.__(
+              "This notebook's kernel runs an unknown language, not Python."
+            ),
+        trans.__(
+          'Switch the notebook to a Python 3 kernel (Kernel → Change Kernel…).'
+        )
       );
     }
     await this._bootstrap();
@@ -138,8 +157,13 @@ export class KernelConnection implements IDisposable {
     comm.onClose = () => {
       const error = new PublishError(
         'package_missing',
-        'The kernel closed the publish connection: jupyterlab-publish is not importable there.',
-        `Install it in the kernel's environment with \`${PIP_INSTALL_LINE}\`, then restart the kernel.`
+        trans.__(
+          'The kernel closed the publish connection: jupyterlab-publish is not importable there.'
+        ),
+        trans.__(
+          "Install it in the kernel's environment with `%1`, then restart the kernel.",
+          PIP_INSTALL_LINE
+        )
       );
       hello.reject(error);
       this.dispose(error);
@@ -150,8 +174,10 @@ export class KernelConnection implements IDisposable {
         hello.reject(
           new PublishError(
             'timeout',
-            'The kernel did not answer the publish handshake.',
-            'The kernel may be busy running a cell: wait for it to finish or interrupt it, then try again.'
+            trans.__('The kernel did not answer the publish handshake.'),
+            trans.__(
+              'The kernel may be busy running a cell: wait for it to finish or interrupt it, then try again.'
+            )
           )
         ),
       this._helloTimeout
@@ -161,8 +187,15 @@ export class KernelConnection implements IDisposable {
       if (reply.protocol_version !== PROTOCOL_VERSION) {
         throw new PublishError(
           'protocol_mismatch',
-          `The kernel speaks publish protocol ${reply.protocol_version}; JupyterLab speaks ${PROTOCOL_VERSION}.`,
-          `Install the same jupyterlab-publish version in the kernel (${PIP_INSTALL_LINE}==<JupyterLab's version>) and restart it.`
+          trans.__(
+            'The kernel speaks publish protocol %1; JupyterLab speaks %2.',
+            reply.protocol_version,
+            PROTOCOL_VERSION
+          ),
+          trans.__(
+            "Install the same jupyterlab-publish version in the kernel (%1==<JupyterLab's version>) and restart it.",
+            PIP_INSTALL_LINE
+          )
         );
       }
       return reply;
@@ -180,18 +213,31 @@ export class KernelConnection implements IDisposable {
     });
     const reply = (await future.done) as KernelMessage.IExecuteReplyMsg;
     const content = reply.content;
+    const trans = this._trans;
     if (content.status === 'error') {
       if (content.ename === 'ModuleNotFoundError') {
         throw new PublishError(
           'package_missing',
-          "jupyterlab-publish is not installed in this kernel's environment.",
-          `Run \`${PIP_INSTALL_LINE}\` in a cell, restart the kernel, then publish again.`
+          trans.__(
+            "jupyterlab-publish is not installed in this kernel's environment."
+          ),
+          trans.__(
+            'Run `%1` in a cell, restart the kernel, then publish again.',
+            PIP_INSTALL_LINE
+          )
         );
       }
       throw new PublishError(
         'package_missing',
-        `The kernel could not load jupyterlab-publish: ${content.ename}: ${content.evalue}`,
-        `Reinstall it in the kernel's environment with \`${PIP_INSTALL_LINE}\` and restart the kernel.`
+        trans.__(
+          'The kernel could not load jupyterlab-publish: %1: %2',
+          content.ename,
+          content.evalue
+        ),
+        trans.__(
+          "Reinstall it in the kernel's environment with `%1` and restart the kernel.",
+          PIP_INSTALL_LINE
+        )
       );
     }
   }
@@ -201,7 +247,10 @@ export class KernelConnection implements IDisposable {
     try {
       reply = checkReply(msg.content.data);
     } catch (error) {
-      console.warn('jupyterlab-publish: ignoring a malformed kernel message', error);
+      console.warn(
+        'jupyterlab-publish: ignoring a malformed kernel message',
+        error
+      );
       return;
     }
     if (reply.type === 'hello') {
@@ -211,7 +260,10 @@ export class KernelConnection implements IDisposable {
     const pending = reply.id ? this._pending.get(reply.id) : undefined;
     if (!pending || !reply.id) {
       if (reply.type === 'error') {
-        console.warn('jupyterlab-publish: kernel error without a request', reply.error);
+        console.warn(
+          'jupyterlab-publish: kernel error without a request',
+          reply.error
+        );
       }
       return;
     }
@@ -237,8 +289,14 @@ export class KernelConnection implements IDisposable {
       pending.reject(
         new PublishError(
           'timeout',
-          `The kernel did not answer ${pending.method} for ${Math.round(pending.timeout / 1000)} s.`,
-          'The kernel may be busy running a cell or stuck: wait, or interrupt it and try again.'
+          this._trans.__(
+            'The kernel did not answer %1 for %2 s.',
+            pending.method,
+            Math.round(pending.timeout / 1000)
+          ),
+          this._trans.__(
+            'The kernel may be busy running a cell or stuck: wait, or interrupt it and try again.'
+          )
         )
       );
     }, pending.timeout);
@@ -260,8 +318,15 @@ export class KernelConnection implements IDisposable {
     }
   }
 
-  private _onStatus(_: Kernel.IKernelConnection, status: KernelMessage.Status): void {
-    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+  private _onStatus(
+    _: Kernel.IKernelConnection,
+    status: KernelMessage.Status
+  ): void {
+    if (
+      status === 'restarting' ||
+      status === 'autorestarting' ||
+      status === 'dead'
+    ) {
       this.dispose();
     }
   }
@@ -275,11 +340,17 @@ export class KernelConnection implements IDisposable {
 
 /** One live KernelConnection per kernel; a disposed one is replaced on next use. */
 export class ConnectionRegistry {
+  constructor(
+    private readonly _trans: TranslationBundle = nullTranslator.load(
+      TRANSLATION_DOMAIN
+    )
+  ) {}
+
   get(kernel: Kernel.IKernelConnection): KernelConnection {
     let connection = this._connections.get(kernel.id);
     if (!connection || connection.isDisposed || connection.kernel !== kernel) {
       connection?.dispose();
-      connection = new KernelConnection(kernel);
+      connection = new KernelConnection(kernel, undefined, this._trans);
       this._connections.set(kernel.id, connection);
     }
     return connection;

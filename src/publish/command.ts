@@ -3,30 +3,32 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { publishIcon } from '../icons';
-import { ConnectionRegistry } from '../kernel/connection';
 import { CommandIDs } from '../tokens';
-import { InFlightRequests, IPublishSettings, publishFromCell } from './flow';
+import { Publisher } from './publisher';
 
 /** Commands that interrupt a kernel; a publish running in that kernel is cancelled with them. */
-const INTERRUPT_COMMANDS = ['notebook:interrupt-kernel', 'kernelmenu:interrupt'];
+const INTERRUPT_COMMANDS = [
+  'notebook:interrupt-kernel',
+  'kernelmenu:interrupt'
+];
 
 /** Register "Publish function": enabled for a notebook whose kernel speaks Python. */
 export function addPublishCommand(
   app: JupyterFrontEnd,
   tracker: INotebookTracker,
   trans: TranslationBundle,
-  settings: () => IPublishSettings
+  publisher: Publisher
 ): void {
-  const connections = new ConnectionRegistry();
-  const inFlight = new InFlightRequests();
-
   app.commands.addCommand(CommandIDs.publish, {
     label: trans.__('Publish function'),
-    caption: trans.__('Publish a function defined in this cell as a web service'),
+    caption: trans.__(
+      'Publish a function defined in this cell as a web service'
+    ),
     icon: publishIcon,
     isEnabled: () => {
       const kernel = tracker.currentWidget?.sessionContext.session?.kernel;
-      const language = tracker.currentWidget?.sessionContext.kernelPreference.language;
+      const language =
+        tracker.currentWidget?.sessionContext.kernelPreference.language;
       return !!kernel && (!language || language.toLowerCase() === 'python');
     },
     execute: async args => {
@@ -39,15 +41,18 @@ export function addPublishCommand(
         ? app.contextMenuHitTest(node => node.classList.contains('jp-Cell'))
         : undefined;
       const cell =
-        panel.content.widgets.find(widget => widget.node === clicked) ?? panel.content.activeCell;
+        panel.content.widgets.find(widget => widget.node === clicked) ??
+        panel.content.activeCell;
       if (!cell) {
         return null;
       }
-      return publishFromCell({ panel, cell, connections, trans, settings: settings(), inFlight });
+      return publisher.publish({ panel, cell });
     }
   });
 
-  tracker.currentChanged.connect(() => app.commands.notifyCommandChanged(CommandIDs.publish));
+  tracker.currentChanged.connect(() =>
+    app.commands.notifyCommandChanged(CommandIDs.publish)
+  );
   tracker.widgetAdded.connect((_, panel) => {
     panel.sessionContext.statusChanged.connect(() =>
       app.commands.notifyCommandChanged(CommandIDs.publish)
@@ -55,9 +60,10 @@ export function addPublishCommand(
   });
   app.commands.commandExecuted.connect((_, args) => {
     if (INTERRUPT_COMMANDS.includes(args.id)) {
-      const kernelId = tracker.currentWidget?.sessionContext.session?.kernel?.id;
+      const kernelId =
+        tracker.currentWidget?.sessionContext.session?.kernel?.id;
       if (kernelId) {
-        inFlight.cancelForKernel(kernelId);
+        publisher.cancelForKernel(kernelId);
       }
     }
   });

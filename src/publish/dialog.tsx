@@ -3,7 +3,12 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { IPublishParams } from '../protocol';
-import { captureSize, PublishFormModel } from './model';
+import {
+  captureSize,
+  IRequirementRow,
+  PublishFormModel,
+  requirementText
+} from './model';
 
 /** The body of the Publish dialog: renders the model and edits it in place. */
 export class PublishDialogBody
@@ -23,8 +28,24 @@ export class PublishDialogBody
   }
 
   protected render(): JSX.Element {
-    return <PublishForm model={this.model} trans={this._trans} onChange={() => this.update()} />;
+    return (
+      <PublishForm
+        model={this.model}
+        trans={this._trans}
+        onChange={() => this.update()}
+      />
+    );
   }
+}
+
+/** The version field of a row: its pin, or the range the user wrote after the name. */
+function versionShown(row: IRequirementRow): string {
+  if (row.version || !row.requirement) {
+    return row.version;
+  }
+  return row.requirement.startsWith(row.name)
+    ? row.requirement.slice(row.name.length).trim()
+    : '';
 }
 
 interface IFormProps {
@@ -49,17 +70,22 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
     apply();
     onChange();
   };
-  const add = () => {
-    const error = model.addRequirement(newRequirement);
+  const add = async () => {
+    const error = await model.addRequirement(newRequirement);
     setAddError(error);
     if (!error) {
       setNewRequirement('');
     }
     onChange();
   };
+  // The kernel reads an edited version or range once the user leaves the field.
+  const recheck = () => void model.checkRequirements().then(onChange);
 
   return (
-    <div ref={form} className={`jp-PublishDialog-form${model.isValid ? '' : ' jp-mod-error'}`}>
+    <div
+      ref={form}
+      className={`jp-PublishDialog-form${model.isValid ? '' : ' jp-mod-error'}`}
+    >
       <div className="jp-PublishDialog-signature">
         <code>
           {fn.name}
@@ -76,7 +102,9 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           spellCheck={false}
           onChange={e => change(() => (model.name = e.target.value))}
         />
-        {errors.name && <span className="jp-PublishDialog-error">{trans.__(errors.name)}</span>}
+        {errors.name && (
+          <span className="jp-PublishDialog-error">{errors.name}</span>
+        )}
       </label>
 
       <fieldset className="jp-PublishDialog-requirements">
@@ -89,13 +117,19 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
         <table>
           <tbody>
             {model.requirements.map(req => (
-              <tr key={req.name} className="jp-PublishDialog-requirement" data-name={req.name}>
+              <tr
+                key={req.name}
+                className="jp-PublishDialog-requirement"
+                data-name={req.name}
+              >
                 <td className="jp-PublishDialog-reqName">
                   {req.name}
                   {req.editable && (
                     <span
                       className="jp-PublishDialog-editable"
-                      title={trans.__('Installed in editable mode: the target may not find this version')}
+                      title={trans.__(
+                        'Installed in editable mode: the target may not find this version'
+                      )}
                     >
                       {' '}
                       {trans.__('(editable)')}
@@ -105,20 +139,29 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
                 <td>
                   <input
                     className="jp-mod-styled jp-PublishDialog-version"
-                    value={req.version}
+                    value={versionShown(req)}
                     placeholder={trans.__('latest')}
-                    aria-label={trans.__('Version of %1', req.name)}
-                    onChange={e => change(() => model.setVersion(req.name, e.target.value))}
+                    aria-label={trans.__('Version or range of %1', req.name)}
+                    title={requirementText(req)}
+                    onChange={e =>
+                      change(() => model.setVersion(req.name, e.target.value))
+                    }
+                    onBlur={recheck}
                   />
                 </td>
-                <td className="jp-PublishDialog-why" title={(req.chains ?? [req.why]).join('\n')}>
+                <td
+                  className="jp-PublishDialog-why"
+                  title={(req.chains ?? [req.why]).join('\n')}
+                >
                   {req.why}
                 </td>
                 <td>
                   <button
                     className="jp-Button jp-mod-minimal jp-PublishDialog-remove"
                     title={trans.__('Remove %1', req.name)}
-                    onClick={() => change(() => model.removeRequirement(req.name))}
+                    onClick={() =>
+                      change(() => model.removeRequirement(req.name))
+                    }
                   >
                     ✕
                   </button>
@@ -134,17 +177,22 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           <input
             className="jp-mod-styled"
             value={newRequirement}
-            placeholder={trans.__('Add a requirement, e.g. pandas==2.2.3')}
+            placeholder={trans.__(
+              'Add a requirement, e.g. pandas==2.2.3 or scikit-learn>=1.8'
+            )}
             onChange={e => setNewRequirement(e.target.value)}
             onKeyDown={e => {
               if (e.key === 'Enter') {
                 e.preventDefault();
                 e.stopPropagation();
-                add();
+                void add();
               }
             }}
           />
-          <button className="jp-Button jp-mod-styled jp-mod-reject" onClick={add}>
+          <button
+            className="jp-Button jp-mod-styled jp-mod-reject"
+            onClick={() => void add()}
+          >
             {trans.__('Add')}
           </button>
         </div>
@@ -161,7 +209,9 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           className="jp-mod-styled jp-PublishDialog-target"
           value={model.target}
           spellCheck={false}
-          title={trans.__('local (the embedded function server), dir:/path, or http://host:port')}
+          title={trans.__(
+            'local (the embedded function server), dir:/path, or http://host:port'
+          )}
           onChange={e => change(() => (model.target = e.target.value))}
         />
       </label>
@@ -171,7 +221,9 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
         <select
           className="jp-mod-styled jp-PublishDialog-validator"
           value={model.validator ?? ''}
-          onChange={e => change(() => (model.validator = e.target.value || null))}
+          onChange={e =>
+            change(() => (model.validator = e.target.value || null))
+          }
         >
           <option value="">{trans.__('None')}</option>
           {model.analysis.validators.map(name => (
@@ -189,10 +241,14 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           value={model.sampleText}
           rows={2}
           spellCheck={false}
-          placeholder={trans.__('Positional arguments as an array, e.g. [[0.5, 0.5]]')}
+          placeholder={trans.__(
+            'Positional arguments as an array, e.g. [[0.5, 0.5]]'
+          )}
           onChange={e => change(() => (model.sampleText = e.target.value))}
         />
-        {errors.sample && <span className="jp-PublishDialog-error">{errors.sample}</span>}
+        {errors.sample && (
+          <span className="jp-PublishDialog-error">{errors.sample}</span>
+        )}
       </label>
 
       <label className="jp-PublishDialog-check">
@@ -203,7 +259,9 @@ function PublishForm({ model, trans, onChange }: IFormProps): JSX.Element {
           onChange={e => change(() => (model.isPublic = e.target.checked))}
         />
         <span>
-          {trans.__('Public: anyone who can reach the target may call it without a key')}
+          {trans.__(
+            'Public: anyone who can reach the target may call it without a key'
+          )}
         </span>
       </label>
     </div>
@@ -219,8 +277,13 @@ function Hints({ model, trans, onChange }: IFormProps): JSX.Element | null {
   return (
     <ul className="jp-PublishDialog-hints">
       {hints.map(hint => (
-        <li key={hint.distribution} className="jp-PublishDialog-hint" data-name={hint.distribution}>
-          {trans.__('Suggested:')} <code>{hint.distribution}</code> {hint.version ?? ''}{' '}
+        <li
+          key={hint.distribution}
+          className="jp-PublishDialog-hint"
+          data-name={hint.distribution}
+        >
+          {trans.__('Suggested:')} <code>{hint.distribution}</code>{' '}
+          {hint.version ?? ''}{' '}
           <span className="jp-PublishDialog-why">{hint.reason}</span>{' '}
           <button
             className="jp-Button jp-mod-styled jp-mod-reject jp-PublishDialog-acceptHint"
@@ -238,14 +301,22 @@ function Hints({ model, trans, onChange }: IFormProps): JSX.Element | null {
 }
 
 /** What will fail once published: it blocks Publish (see `errors.analysis` of the model). */
-function Problems({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
+function Problems({
+  model,
+  trans
+}: {
+  model: PublishFormModel;
+  trans: TranslationBundle;
+}) {
   const errors = model.analysis.errors ?? [];
   if (!errors.length) {
     return null;
   }
   return (
     <div className="jp-PublishDialog-problems" role="alert">
-      <strong>{trans.__('These captured values will not work once published:')}</strong>
+      <strong>
+        {trans.__('These captured values will not work once published:')}
+      </strong>
       <ul>
         {errors.map((e, i) => (
           <li key={`e-${i}`} className="jp-PublishDialog-error">
@@ -263,10 +334,21 @@ function Problems({ model, trans }: { model: PublishFormModel; trans: Translatio
 }
 
 /** What the analysis shipped by value or could not see. */
-function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBundle }) {
+function Notes({
+  model,
+  trans
+}: {
+  model: PublishFormModel;
+  trans: TranslationBundle;
+}) {
   const { local_modules, captured, warnings } = model.analysis;
   const lock = model.analysis.lock ?? [];
-  if (!local_modules.length && !captured.length && !warnings.length && !lock.length) {
+  if (
+    !local_modules.length &&
+    !captured.length &&
+    !warnings.length &&
+    !lock.length
+  ) {
     return null;
   }
   return (
@@ -279,12 +361,18 @@ function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBu
         {captured.map(c => (
           <li key={`c-${c.path}`}>
             {trans.__('captures')} <code>{c.name}</code> ({c.type})
-            {captureSize(c) && <span className="jp-PublishDialog-size"> — {captureSize(c)}</span>}
+            {captureSize(c, trans) && (
+              <span className="jp-PublishDialog-size">
+                {' '}
+                — {captureSize(c, trans)}
+              </span>
+            )}
           </li>
         ))}
         {local_modules.map(m => (
           <li key={`m-${m.name}`}>
-            {trans.__('ships local module')} <code>{m.name}</code> {trans.__('by value')}
+            {trans.__('ships local module')} <code>{m.name}</code>{' '}
+            {trans.__('by value')}
           </li>
         ))}
         {warnings.map((w, i) => (
@@ -295,9 +383,14 @@ function Notes({ model, trans }: { model: PublishFormModel; trans: TranslationBu
         {lock.length > 0 && (
           <li
             className="jp-PublishDialog-lock"
-            title={lock.map(e => `${e.name}==${e.version} (${e.required_by.join(', ')})`).join('\n')}
+            title={lock
+              .map(e => `${e.name}==${e.version} (${e.required_by.join(', ')})`)
+              .join('\n')}
           >
-            {trans.__('locks %1 distributions (the requirements and their dependencies)', lock.length)}
+            {trans.__(
+              'locks %1 distributions (the requirements and their dependencies)',
+              lock.length
+            )}
           </li>
         )}
       </ul>

@@ -22,7 +22,8 @@ export async function showPublishError(
           String((error as Error)?.message ?? error),
           trans.__('This is a bug in jupyterlab-publish; please report it.')
         );
-  const log = typeof err.details?.log === 'string' ? (err.details.log as string) : '';
+  const log =
+    typeof err.details?.log === 'string' ? (err.details.log as string) : '';
   const result = await showDialog({
     title: trans.__('Could not publish'),
     body: (

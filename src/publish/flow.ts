@@ -1,11 +1,22 @@
-import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  InputDialog,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { KernelConnection, ConnectionRegistry } from '../kernel/connection';
 import { PublishError } from '../kernel/errors';
-import { IDeployment, IFunctionInfo, IProgress, IPublishParams, STAGES } from '../protocol';
+import {
+  IDeployment,
+  IFunctionInfo,
+  IProgress,
+  IPublishParams,
+  STAGES
+} from '../protocol';
 import { PublishDialogBody } from './dialog';
 import { showPublishError } from './errors';
 import { PublishFormModel } from './model';
@@ -46,20 +57,36 @@ export class InFlightRequests {
   private _items = new Map<string, KernelConnection>();
 }
 
-const STAGE_LABELS: { [stage: string]: string } = {
-  analysing: 'Analysing',
-  pickling: 'Pickling',
-  bundling: 'Bundling',
-  preflight: 'Pre-flight check',
-  pushing: 'Pushing',
-  installing: 'Installing',
-  starting: 'Starting',
-  smoke_test: 'Smoke test',
-  done: 'Done'
-};
+/** What the progress notification calls a stage; literal strings so they reach the catalog. */
+export function stageLabel(stage: string, trans: TranslationBundle): string {
+  switch (stage) {
+    case 'analysing':
+      return trans.__('Analysing');
+    case 'pickling':
+      return trans.__('Pickling');
+    case 'bundling':
+      return trans.__('Bundling');
+    case 'preflight':
+      return trans.__('Pre-flight check');
+    case 'pushing':
+      return trans.__('Pushing');
+    case 'installing':
+      return trans.__('Installing');
+    case 'starting':
+      return trans.__('Starting');
+    case 'smoke_test':
+      return trans.__('Smoke test');
+    case 'done':
+      return trans.__('Done');
+    default:
+      return stage;
+  }
+}
 
 /** The whole "Publish function" path for the active cell; errors are shown, never thrown. */
-export async function publishFromCell(options: IFlowOptions): Promise<IDeployment | null> {
+export async function publishFromCell(
+  options: IFlowOptions
+): Promise<IDeployment | null> {
   try {
     return await runFlow(options);
   } catch (error) {
@@ -77,7 +104,9 @@ async function runFlow(options: IFlowOptions): Promise<IDeployment | null> {
     throw new PublishError(
       'no_kernel',
       trans.__('This notebook has no running kernel.'),
-      trans.__('Start a Python kernel (Kernel → Change Kernel…), run the cell, then publish.')
+      trans.__(
+        'Start a Python kernel (Kernel → Change Kernel…), run the cell, then publish.'
+      )
     );
   }
   if (cell.model.type !== 'code') {
@@ -97,17 +126,27 @@ async function runFlow(options: IFlowOptions): Promise<IDeployment | null> {
   const analysis = await withWaitNotice(kernel.status, trans, () =>
     connection.request('analyze', { function: fn.name }, { timeout })
   );
-  const model = new PublishFormModel(analysis, {
-    functionName: fn.name,
-    notebookPath: panel.context.path,
-    cellId: cell.model.id,
-    defaultTarget: options.settings.defaultTarget
-  });
+  const model = new PublishFormModel(
+    analysis,
+    {
+      functionName: fn.name,
+      notebookPath: panel.context.path,
+      cellId: cell.model.id,
+      defaultTarget: options.settings.defaultTarget
+    },
+    trans,
+    texts => connection.request('check_requirements', { texts }, { timeout })
+  );
   const params = await editPublishParams(model, trans);
   if (!params) {
     return null;
   }
-  const deployment = await publishWithProgress(options, connection, params, timeout);
+  const deployment = await publishWithProgress(
+    options,
+    connection,
+    params,
+    timeout
+  );
   if (deployment) {
     await showDialog({
       title: trans.__('Published %1', deployment.name),
@@ -150,11 +189,22 @@ async function pickFunction(
     return chosen;
   }
   const answer = await showDialog({
-    title: chosen.defined ? trans.__('The cell changed') : trans.__('The cell has not run'),
+    title: chosen.defined
+      ? trans.__('The cell changed')
+      : trans.__('The cell has not run'),
     body: chosen.defined
-      ? trans.__('`%1` was edited after the cell last ran. Run the cell to publish the code you see?', chosen.name)
-      : trans.__('`%1` is not defined in the kernel yet. Run the cell now?', chosen.name),
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: trans.__('Run cell') })]
+      ? trans.__(
+          '`%1` was edited after the cell last ran. Run the cell to publish the code you see?',
+          chosen.name
+        )
+      : trans.__(
+          '`%1` is not defined in the kernel yet. Run the cell now?',
+          chosen.name
+        ),
+    buttons: [
+      Dialog.cancelButton(),
+      Dialog.okButton({ label: trans.__('Run cell') })
+    ]
   });
   if (!answer.button.accept) {
     return null;
@@ -172,7 +222,10 @@ async function pickFunction(
   if (!fresh?.defined) {
     throw new PublishError(
       'not_defined',
-      trans.__('`%1` is still not defined after running the cell.', chosen.name),
+      trans.__(
+        '`%1` is still not defined after running the cell.',
+        chosen.name
+      ),
       trans.__('Check that the cell defines it at the top level.')
     );
   }
@@ -188,14 +241,20 @@ async function editPublishParams(
     const result = await showDialog({
       title: trans.__('Publish %1', model.context.functionName),
       body: new PublishDialogBody(model, trans),
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: trans.__('Publish') })],
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.okButton({ label: trans.__('Publish') })
+      ],
       focusNodeSelector: '.jp-PublishDialog-name'
     });
     if (!result.button.accept) {
       return null;
     }
-    if (model.isValid) {
-      return model.toParams();
+    // The kernel reads every requirement before anything is built; a refusal reopens the dialog
+    // with the reason next to the requirements.
+    await model.checkRequirements();
+    if (model.isValid && result.value) {
+      return result.value;
     }
   }
 }
@@ -213,15 +272,19 @@ async function publishWithProgress(
       void connection.cancel(requestId);
     }
   };
-  const notice = Notification.emit(trans.__('Publishing %1…', params.name), 'in-progress', {
-    autoClose: false,
-    progress: 0,
-    actions: [{ label: trans.__('Cancel'), callback: cancel }]
-  });
+  const notice = Notification.emit(
+    trans.__('Publishing %1…', params.name),
+    'in-progress',
+    {
+      autoClose: false,
+      progress: 0,
+      actions: [{ label: trans.__('Cancel'), callback: cancel }]
+    }
+  );
   const onProgress = (p: IProgress) =>
     Notification.update({
       id: notice,
-      message: `${trans.__(STAGE_LABELS[p.stage] ?? p.stage)}: ${p.message}`,
+      message: `${stageLabel(p.stage, trans)}: ${p.message}`,
       type: 'in-progress',
       progress: stageProgress(p),
       actions: [{ label: trans.__('Cancel'), callback: cancel }]
@@ -237,7 +300,12 @@ async function publishWithProgress(
     });
     Notification.update({
       id: notice,
-      message: trans.__('%1 v%2 is live at %3', deployment.name, deployment.version, deployment.url),
+      message: trans.__(
+        '%1 v%2 is live at %3',
+        deployment.name,
+        deployment.version,
+        deployment.url
+      ),
       type: 'success',
       autoClose: 8000,
       actions: []
@@ -245,7 +313,11 @@ async function publishWithProgress(
     return deployment;
   } catch (error) {
     Notification.dismiss(notice);
-    if (error instanceof PublishError && error.code === 'name_taken' && !params.new_version) {
+    if (
+      error instanceof PublishError &&
+      error.code === 'name_taken' &&
+      !params.new_version
+    ) {
       const again = await showDialog({
         title: trans.__('%1 is already published', params.name),
         body: error.message,
@@ -255,7 +327,12 @@ async function publishWithProgress(
         ]
       });
       return again.button.accept
-        ? publishWithProgress(options, connection, { ...params, new_version: true }, timeout)
+        ? publishWithProgress(
+            options,
+            connection,
+            { ...params, new_version: true },
+            timeout
+          )
         : null;
     }
     // The pre-flight check failed before anything was pushed: offer the fix it found, then retry.
@@ -266,9 +343,12 @@ async function publishWithProgress(
         : null;
     }
     if (error instanceof PublishError && error.code === 'cancelled') {
-      Notification.info(trans.__('Publishing %1 was cancelled; nothing changed.', params.name), {
-        autoClose: 5000
-      });
+      Notification.info(
+        trans.__('Publishing %1 was cancelled; nothing changed.', params.name),
+        {
+          autoClose: 5000
+        }
+      );
     }
     throw error;
   } finally {
@@ -281,7 +361,10 @@ async function publishWithProgress(
 /** Overall progress across the stages, for the notification's bar. */
 export function stageProgress(p: IProgress): number {
   const index = Math.max(0, STAGES.indexOf(p.stage));
-  return Math.min(1, (index + Math.max(0, Math.min(1, p.fraction))) / STAGES.length);
+  return Math.min(
+    1,
+    (index + Math.max(0, Math.min(1, p.fraction))) / STAGES.length
+  );
 }
 
 /** A request to a busy kernel waits in its queue: say so instead of looking stuck. */
@@ -293,9 +376,13 @@ async function withWaitNotice<T>(
   if (status !== 'busy') {
     return run();
   }
-  const id = Notification.emit(trans.__('Waiting for the kernel to finish running…'), 'in-progress', {
-    autoClose: false
-  });
+  const id = Notification.emit(
+    trans.__('Waiting for the kernel to finish running…'),
+    'in-progress',
+    {
+      autoClose: false
+    }
+  );
   try {
     return await run();
   } finally {

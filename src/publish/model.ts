@@ -1,13 +1,48 @@
-import { IAnalysis, ICapture, IHint, IPublishParams, IRequirement } from '../protocol';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+
+import {
+  IAnalysis,
+  ICapture,
+  ICheckRequirements,
+  IHint,
+  IPublishParams,
+  IRequirement
+} from '../protocol';
+import { TRANSLATION_DOMAIN } from '../tokens';
 
 /** Endpoint names become URL segments and directory names on every target (same rule as the kernel). */
 export const ENDPOINT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-const REQUIREMENT = /^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$/;
-const VERSION = /^[A-Za-z0-9.+!_-]*$/;
+/** Only to name a row before the kernel has read it; the kernel parses requirements (PEP 508). */
+const LEADING_NAME = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/;
 
 export interface IRequirementRow extends IRequirement {
   /** Added by the user rather than found by the analysis. */
   added: boolean;
+}
+
+/** Asks the kernel to read requirement texts (the `check_requirements` request). */
+export type RequirementChecker = (
+  texts: string[]
+) => Promise<ICheckRequirements>;
+
+/** The distribution a requirement text names (its leading name), for matching rows only. */
+export function requirementName(text: string): string {
+  return LEADING_NAME.exec(text)?.[1] ?? text.trim();
+}
+
+/** The PEP 508 text a row stands for: its own text, or name plus the edited version or range. */
+export function requirementText(row: IRequirement): string {
+  if (row.requirement) {
+    return row.requirement;
+  }
+  const version = row.version.trim();
+  if (!version) {
+    return row.name;
+  }
+  // A bare version ("2.2.3") is a pin; anything else ("<2", ">=1.8,<2") is a specifier already.
+  return /^[0-9]/.test(version)
+    ? `${row.name}==${version}`
+    : `${row.name}${version}`;
 }
 
 /** PEP 503 normalisation, so `Scikit_Learn` and `scikit-learn` are one row. */
@@ -30,17 +65,22 @@ export function formatBytes(size: number): string {
 }
 
 /** What to show next to a captured value for its pickled size; empty when it was not measured. */
-export function captureSize(capture: ICapture): string {
+export function captureSize(
+  capture: ICapture,
+  trans: TranslationBundle = nullTranslator.load(TRANSLATION_DOMAIN)
+): string {
   const size = capture.size ?? null;
   switch (capture.size_status) {
     case 'measured':
       return size === null ? '' : formatBytes(size);
     case 'over_limit':
-      return `> ${formatBytes(size ?? 0)} (over the size limit)`;
+      return trans.__('> %1 (over the size limit)', formatBytes(size ?? 0));
     case 'timed_out':
-      return size ? `≥ ${formatBytes(size)} (sizing stopped)` : 'size not measured (time limit)';
+      return size
+        ? trans.__('≥ %1 (sizing stopped)', formatBytes(size))
+        : trans.__('size not measured (time limit)');
     case 'failed':
-      return 'does not pickle';
+      return trans.__('does not pickle');
     default:
       return '';
   }
@@ -58,11 +98,20 @@ export class PublishFormModel {
       notebookPath: string | null;
       cellId: string | null;
       defaultTarget: string;
-    }
+    },
+    private readonly _trans: TranslationBundle = nullTranslator.load(
+      TRANSLATION_DOMAIN
+    ),
+    /** Reads requirement texts in the kernel; without one, texts are sent unread and the
+     * kernel refuses a bad one when publishing. */
+    private readonly _check: RequirementChecker | null = null
   ) {
     this.name = analysis.suggested_name;
     this.target = context.defaultTarget;
-    this.requirements = analysis.requirements.map(r => ({ ...r, added: false }));
+    this.requirements = analysis.requirements.map(r => ({
+      ...r,
+      added: false
+    }));
   }
 
   name: string;
@@ -73,31 +122,80 @@ export class PublishFormModel {
   isPublic = false;
   requirements: IRequirementRow[];
 
-  /** Add `name` or `name==version`; returns an error message, or null when added. */
-  addRequirement(text: string): string | null {
-    const match = REQUIREMENT.exec(text);
-    if (!match) {
-      return `"${text}" is not a requirement: write a name, optionally with ==version (e.g. pandas==2.2.3).`;
+  /** Add what pip accepts (`pandas==2.2.3`, `scikit-learn>=1.8`, `pandas[parquet]`); the kernel
+   * reads it. Resolves to an error message, or null when added. */
+  async addRequirement(text: string): Promise<string | null> {
+    const trimmed = text.trim();
+    const leading = LEADING_NAME.exec(trimmed);
+    if (!leading) {
+      return this._trans.__(
+        '"%1" is not a requirement: write what pip accepts, e.g. pandas==2.2.3 or scikit-learn>=1.8.',
+        trimmed
+      );
     }
-    const [, name, version = ''] = match;
-    const existing = this.requirements.find(r => canonicalName(r.name) === canonicalName(name));
+    let entry: IRequirement = {
+      name: leading[1],
+      version: '',
+      why: this._trans.__('added by you'),
+      requirement: trimmed
+    };
+    if (this._check) {
+      const checked = await this._check([trimmed]);
+      const refused = checked.errors[0];
+      if (refused || !checked.requirements[0]) {
+        return refused
+          ? `${refused.message} ${refused.hint}`.trim()
+          : this._trans.__('The kernel could not read "%1".', trimmed);
+      }
+      entry = { ...checked.requirements[0], why: entry.why };
+    }
+    const existing = this.requirements.find(
+      r => canonicalName(r.name) === canonicalName(entry.name)
+    );
     if (existing) {
-      existing.version = version || existing.version;
-      return null;
+      existing.version = entry.version;
+      existing.requirement = entry.requirement;
+    } else {
+      this.requirements.push({ ...entry, added: true });
     }
-    this.requirements.push({ name, version, why: 'added by you', added: true });
+    this._requirementErrors.delete(canonicalName(entry.name));
     return null;
+  }
+
+  /** Ask the kernel to read every row; its refusals show as the requirements field's error. */
+  async checkRequirements(): Promise<void> {
+    if (!this._check || this.requirements.length === 0) {
+      return;
+    }
+    const rows = [...this.requirements];
+    const checked = await this._check(rows.map(requirementText));
+    this._requirementErrors.clear();
+    for (const error of checked.errors) {
+      const row = rows[error.index];
+      if (row) {
+        this._requirementErrors.set(
+          canonicalName(row.name),
+          `${error.message} ${error.hint}`.trim()
+        );
+      }
+    }
   }
 
   /** The analysis' plugin-engine hints whose distribution is not a requirement (yet). */
   get pendingHints(): IHint[] {
     const listed = new Set(this.requirements.map(r => canonicalName(r.name)));
-    return (this.analysis.hints ?? []).filter(h => !listed.has(canonicalName(h.distribution)));
+    return (this.analysis.hints ?? []).filter(
+      h => !listed.has(canonicalName(h.distribution))
+    );
   }
 
   /** Add a hinted distribution, pinned to its installed version, with the hint's reason as why. */
   acceptHint(hint: IHint): void {
-    if (this.requirements.some(r => canonicalName(r.name) === canonicalName(hint.distribution))) {
+    if (
+      this.requirements.some(
+        r => canonicalName(r.name) === canonicalName(hint.distribution)
+      )
+    ) {
       return;
     }
     this.requirements.push({
@@ -110,12 +208,16 @@ export class PublishFormModel {
 
   removeRequirement(name: string): void {
     this.requirements = this.requirements.filter(r => r.name !== name);
+    this._requirementErrors.delete(canonicalName(name));
   }
 
+  /** Edit a row's version: a bare version pins it, a specifier (`>=1.8,<2`) makes it a range. */
   setVersion(name: string, version: string): void {
     const row = this.requirements.find(r => r.name === name);
     if (row) {
       row.version = version.trim();
+      delete row.requirement; // the row's text is now its name and this version
+      this._requirementErrors.delete(canonicalName(name));
     }
   }
 
@@ -123,12 +225,13 @@ export class PublishFormModel {
   get errors(): { [field: string]: string } {
     const errors: { [field: string]: string } = {};
     if (!ENDPOINT_NAME.test(this.name)) {
-      errors.name =
-        'Use 1–63 lowercase letters, digits and dashes, starting with a letter.';
+      errors.name = this._trans.__(
+        'Use 1–63 lowercase letters, digits and dashes, starting with a letter.'
+      );
     }
-    const badVersion = this.requirements.find(r => !VERSION.test(r.version));
-    if (badVersion) {
-      errors.requirements = `"${badVersion.version}" is not a version of ${badVersion.name}.`;
+    const refused = [...this._requirementErrors.values()];
+    if (refused.length) {
+      errors.requirements = refused.join('\n');
     }
     const sample = this._parseSample();
     if (sample.error) {
@@ -137,10 +240,11 @@ export class PublishFormModel {
     // About values the function captured, not about this form: no edit here clears them.
     const blocking = this.analysis.errors ?? [];
     if (blocking.length) {
-      errors.analysis =
-        `${blocking.length === 1 ? 'A captured value' : `${blocking.length} captured values`} will not ` +
-        'work once published. Fix the cell so the function no longer captures them, run it again, ' +
-        'and publish again.';
+      errors.analysis = this._trans._n(
+        'A captured value will not work once published. Fix the cell so the function no longer captures it, run it again, and publish again.',
+        '%1 captured values will not work once published. Fix the cell so the function no longer captures them, run it again, and publish again.',
+        blocking.length
+      );
     }
     return errors;
   }
@@ -155,7 +259,10 @@ export class PublishFormModel {
       function: this.context.functionName,
       name: this.name,
       target: this.target || null,
-      requirements: this.requirements.map(({ name, version }) => ({ name, version })),
+      requirements: this.requirements.map(row => ({
+        requirement: requirementText(row),
+        why: row.why
+      })),
       validator: this.validator,
       sample: this._parseSample().value,
       new_version: newVersion,
@@ -174,15 +281,25 @@ export class PublishFormModel {
     try {
       value = JSON.parse(text);
     } catch (error) {
-      return { value: null, error: `The sample is not valid JSON: ${(error as Error).message}` };
+      return {
+        value: null,
+        error: this._trans.__(
+          'The sample is not valid JSON: %1',
+          (error as Error).message
+        )
+      };
     }
     if (typeof value !== 'object' || value === null) {
       return {
         value: null,
-        error:
+        error: this._trans.__(
           'The sample must be a JSON array of positional arguments or an object of named arguments, e.g. [[0.5, 0.5]].'
+        )
       };
     }
     return { value: value as IPublishParams['sample'] };
   }
+
+  /** Canonical name → the kernel's reason for refusing that row. */
+  private _requirementErrors = new Map<string, string>();
 }

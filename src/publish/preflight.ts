@@ -2,7 +2,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { PublishError } from '../kernel/errors';
 import { IMissingRequirement, IPublishParams } from '../protocol';
-import { canonicalName } from './model';
+import { canonicalName, requirementName } from './model';
 
 /** A second attempt the error dialog can offer after the kernel's pre-flight check failed. */
 export interface IRetry {
@@ -13,7 +13,10 @@ export interface IRetry {
 
 /** The installed distribution a `missing_requirement` error asks to add, or null. */
 export function missingRequirement(error: unknown): IMissingRequirement | null {
-  if (!(error instanceof PublishError) || error.code !== 'missing_requirement') {
+  if (
+    !(error instanceof PublishError) ||
+    error.code !== 'missing_requirement'
+  ) {
     return null;
   }
   const details = error.details as Partial<IMissingRequirement>;
@@ -27,14 +30,22 @@ export function missingRequirement(error: unknown): IMissingRequirement | null {
   };
 }
 
-/** `params` with the distribution added, or re-pinned when it is listed already. */
+/** `params` with the distribution added, or re-pinned when it is listed already; `why` says where it
+ * came from (the caller translates it). */
 export function withRequirement(
   params: IPublishParams,
   name: string,
-  version: string
+  version: string,
+  why = 'added after the pre-flight check'
 ): IPublishParams {
-  const others = params.requirements.filter(r => canonicalName(r.name) !== canonicalName(name));
-  return { ...params, requirements: [...others, { name, version }] };
+  const others = params.requirements.filter(
+    r => canonicalName(requirementName(r.requirement)) !== canonicalName(name)
+  );
+  const requirement = version ? `${name}==${version}` : name;
+  return {
+    ...params,
+    requirements: [...others, { requirement, why }]
+  };
 }
 
 /**
@@ -50,16 +61,28 @@ export function preflightRetry(
 ): IRetry | null {
   const missing = missingRequirement(error);
   if (missing) {
+    const pin = missing.version
+      ? `${missing.distribution}==${missing.version}`
+      : missing.distribution;
     const listed = params.requirements.find(
-      r => canonicalName(r.name) === canonicalName(missing.distribution)
+      r =>
+        canonicalName(requirementName(r.requirement)) ===
+        canonicalName(missing.distribution)
     );
-    if (listed && (listed.version === missing.version || !missing.version)) {
+    if (
+      listed &&
+      (!missing.version || listed.requirement.replace(/\s/g, '') === pin)
+    ) {
       return null;
     }
-    const pin = missing.version ? `${missing.distribution}==${missing.version}` : missing.distribution;
     return {
       label: trans.__('Add %1 and publish again', pin),
-      params: withRequirement(params, missing.distribution, missing.version)
+      params: withRequirement(
+        params,
+        missing.distribution,
+        missing.version,
+        trans.__('added after the pre-flight check')
+      )
     };
   }
   if (

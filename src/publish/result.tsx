@@ -21,7 +21,12 @@ export class DeploymentResultBody extends ReactWidget {
       <div>
         <p>
           {trans.__('Version %1 of %2 is live at', d.version, d.name)}{' '}
-          <a className="jp-PublishResult-url" href={d.url} target="_blank" rel="noreferrer">
+          <a
+            className="jp-PublishResult-url"
+            href={d.url}
+            target="_blank"
+            rel="noreferrer"
+          >
             {d.url}
           </a>
         </p>

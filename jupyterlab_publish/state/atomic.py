@@ -1,7 +1,8 @@
-"""Create a directory all at once: build it under a temporary name beside the destination, rename.
+"""Writes a reader never sees half-done: a file replaced at once, a directory that appears whole.
 
-Readers (a target, the function server) therefore see either no bundle or a complete one, and a
-failure half-way leaves nothing behind — not even the parent directories we had to create.
+Each is built under a temporary name beside its destination and renamed, so readers (a target,
+the function server, a kernel reading server.json) see the old state or the new, never a part;
+a failure half-way leaves nothing behind — not even the parent directories we had to create.
 """
 
 from __future__ import annotations
@@ -12,7 +13,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from jupyterlab_publish.errors import PublishError
+from ..errors import PublishError
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write and fsync, so a renamed directory never holds empty files after a crash."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _exists_error(dest: Path) -> PublishError:
@@ -43,14 +67,6 @@ def atomic_directory(dest):
             with contextlib.suppress(OSError):
                 directory.rmdir()
         raise
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write and fsync, so a renamed bundle never holds empty files after a crash."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _make_parents(directory: Path) -> list:
