@@ -51,7 +51,7 @@ LABELS = {
     "contract-1-ed88ed3": ("ed88ed3", 1, "the first bundles: one service.py, no runtime flags, no key check"),
     "contract-2-6383e7a": ("6383e7a", 2, "the first runtime split into service_*.py, before the manifest said "
                                          "runtime_contract"),
-    "contract-2": (WORKTREE, 2, "the manifest carries runtime_contract"),
+    "contract-2": ("edbd4d5", 2, "the manifest carries runtime_contract"),
 }
 
 # Run in the old code: a trivial function with a validator and a sample, nothing else to install.
