@@ -45,13 +45,22 @@ function analysis(): IAnalysis {
   };
 }
 
-function model(): PublishFormModel {
-  return new PublishFormModel(analysis(), {
-    functionName: 'predictor',
-    notebookPath: 'kmeans.ipynb',
-    cellId: 'cell-1',
-    defaultTarget: 'local'
-  });
+/** The model of the dialog for `analysis()`; `trans` and `check` as the flow passes them. */
+function model(
+  trans?: ConstructorParameters<typeof PublishFormModel>[2],
+  check?: ConstructorParameters<typeof PublishFormModel>[3]
+): PublishFormModel {
+  return new PublishFormModel(
+    analysis(),
+    {
+      functionName: 'predictor',
+      notebookPath: 'kmeans.ipynb',
+      cellId: 'cell-1',
+      defaultTarget: 'local'
+    },
+    trans,
+    check
+  );
 }
 
 describe('PublishFormModel', () => {
@@ -135,30 +144,20 @@ describe('PublishFormModel', () => {
   it('shows what the kernel refuses next to the requirements, until edited', async () => {
     const fixture = fixtures.replies.valid.find((r: any) => r.id === 'r7');
     const asked: string[][] = [];
-    const m = new PublishFormModel(
-      analysis(),
-      {
-        functionName: 'predictor',
-        notebookPath: null,
-        cellId: null,
-        defaultTarget: 'local'
-      },
-      undefined,
-      async texts => {
-        asked.push(texts);
-        // The kernel's reading of the fixture's texts, for the texts asked about.
-        const known: string[] = fixtures.requests.valid.find(
-          (r: any) => r.id === 'r7'
-        ).params.texts;
-        const requirements = texts.map(
-          t => fixture.result.requirements[known.indexOf(t)] ?? null
-        );
-        const errors = fixture.result.errors
-          .filter((e: any) => texts.includes(known[e.index]))
-          .map((e: any) => ({ ...e, index: texts.indexOf(known[e.index]) }));
-        return { requirements, errors };
-      }
-    );
+    const m = model(undefined, async texts => {
+      asked.push(texts);
+      // The kernel's reading of the fixture's texts, for the texts asked about.
+      const known: string[] = fixtures.requests.valid.find(
+        (r: any) => r.id === 'r7'
+      ).params.texts;
+      const requirements = texts.map(
+        t => fixture.result.requirements[known.indexOf(t)] ?? null
+      );
+      const errors = fixture.result.errors
+        .filter((e: any) => texts.includes(known[e.index]))
+        .map((e: any) => ({ ...e, index: texts.indexOf(known[e.index]) }));
+      return { requirements, errors };
+    });
     expect(await m.addRequirement('not a requirement!')).toMatch(
       /not a requirement pip accepts/
     );
@@ -194,16 +193,7 @@ describe('PublishFormModel', () => {
         return `«${n === 1 ? one : many}»`;
       }
     } as any;
-    const m = new PublishFormModel(
-      analysis(),
-      {
-        functionName: 'predictor',
-        notebookPath: null,
-        cellId: null,
-        defaultTarget: 'local'
-      },
-      trans
-    );
+    const m = model(trans);
     m.name = 'Bad Name';
     m.sampleText = '42';
     expect(m.errors.name).toMatch(/^«Use 1–63 lowercase letters/);
