@@ -20,6 +20,11 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "jupyterlab-publish"}]
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    # By name only: Jupyter imports the server room when it loads the extension, never the kernel.
+    return [{"module": "jupyterlab_publish.server"}]
+
+
 def __getattr__(name: str) -> Any:
     if name in ("analyze", "publish"):
         from . import api  # on first use: the kernel imports this package in every notebook

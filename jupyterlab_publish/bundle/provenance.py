@@ -3,6 +3,7 @@ source, the git commit of the notebook's directory and the version of jupyterlab
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import inspect
 import json
@@ -41,6 +42,14 @@ def git_commit(directory) -> str | None:
     return commit if done.returncode == 0 and commit else None
 
 
+def _user() -> str | None:
+    """Who published: the login name of the kernel's user, shown with each version."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no USER/LOGNAME variable (some containers)
+        return None
+
+
 def build_provenance(fn, given: dict | None) -> dict:
     """Computed provenance, overridden by whatever the caller knows better (notebook, cell_id...)."""
     if given is not None and not isinstance(given, dict):
@@ -62,6 +71,7 @@ def build_provenance(fn, given: dict | None) -> dict:
         "source_hash": source_hash(fn),
         "git_commit": None,
         "package_version": __version__,
+        "user": _user(),
     }
     if "git_commit" not in given:
         # The kernel usually runs in the notebook's directory; prefer the notebook's own if it exists.

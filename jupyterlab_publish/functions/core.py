@@ -395,7 +395,8 @@ class FunctionService:
             "processes": len(pool.running()) if pool is not None else 0,
             "restarts": pool.restarts if pool is not None else 0,
             "versions": [
-                {key: v[key] for key in ("version", "status", "created")} | {"function": v["manifest"].get("function")}
+                {key: v[key] for key in ("version", "status", "created")}
+                | {"function": v["manifest"].get("function"), "provenance": v["manifest"].get("provenance")}
                 for v in versions
             ],
         }

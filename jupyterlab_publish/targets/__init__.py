@@ -10,14 +10,16 @@ from .directory import DirectoryTarget
 from .http import FunctionServerTarget
 from .local import LocalTarget
 from .registry import ENTRY_POINT_GROUP, available_targets, describe_targets, get_target
-from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult, VersionInfo
+from .results import CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, VersionInfo
 
 __all__ = [
     "CAPABILITIES",
+    "CallResult",
     "ENTRY_POINT_GROUP",
     "Deployment",
     "DirectoryTarget",
     "FunctionInfo",
+    "FunctionMetrics",
     "FunctionServerTarget",
     "FunctionSummary",
     "LocalTarget",

@@ -1,7 +1,8 @@
 """The one interface every deploy target implements, and what a push returns.
 
 ``push`` is the verb every target has. The management verbs (``list``, ``show``, ``versions``,
-``rollback``, ``delete``, ``logs``) are declared in ``capabilities``: callers (the CLI, the server
+``rollback``, ``delete``, ``logs``, and for the Deployments panel ``metrics``, ``call`` and ``docs``)
+are declared in ``capabilities``: callers (the CLI, the server
 extension, the Deployments panel) read it instead of guessing, and a verb a target lacks raises
 ``PublishError("unsupported")`` naming the targets that have it.
 
@@ -19,7 +20,9 @@ from typing import Any, Callable, Optional
 from ..errors import PublishError
 from ..names import check_endpoint_name as check_name
 from .registry import CAPABILITIES, kinds_with, ordered_capabilities
-from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult, VersionInfo
+from .results import (
+    CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, VersionInfo,
+)
 
 # progress(stage, fraction, message). Stages the UI knows: "pushing", "installing", "starting",
 # "smoke_test". ``fraction`` is the progress of the whole push, from 0.0 to 1.0.
@@ -125,6 +128,24 @@ class Target(abc.ABC):
         """The last ``lines`` lines of a version's log (default: the live version)."""
         raise self.unsupported("logs")
 
+    def metrics(self) -> list:
+        """Each served function's calls, error rate and latency, as ``FunctionMetrics`` by name."""
+        raise self.unsupported("metrics")
+
+    def call(self, name: str, payload: Any) -> CallResult:
+        """Call the live version with ``payload`` (JSON arguments) and its key, as a caller would:
+        the function's refusals come back in the result, not as an exception."""
+        raise self.unsupported("call")
+
+    def docs(self, name: str) -> str:
+        """The function's documentation page (HTML), fetched with the access it needs."""
+        raise self.unsupported("docs")
+
+    def started(self) -> bool:
+        """False when the target's server is not running and asking it anything would start it
+        (the local target); a caller that only looks, like the panel, then shows nothing."""
+        return True
+
     def unsupported(self, verb: str) -> PublishError:
         others = [kind for kind in kinds_with(verb) if kind != self.kind]
         hint = (f"'{verb}' is available on these targets: {', '.join(others)}" if others
@@ -134,6 +155,7 @@ class Target(abc.ABC):
 
 
 __all__ = [
-    "CAPABILITIES", "DEFAULT_LOG_LINES", "Deployment", "FunctionInfo", "FunctionSummary", "LogTail", "Progress",
+    "CAPABILITIES", "DEFAULT_LOG_LINES", "CallResult", "Deployment", "FunctionInfo", "FunctionMetrics",
+    "FunctionSummary", "LogTail", "Progress",
     "RollbackResult", "Target", "VersionInfo", "check_name", "progress_or_noop",
 ]

@@ -157,7 +157,8 @@ class DirectoryTarget(Target):
             version_dir = function_dir / f"v{version}"
             manifest = _manifest(version_dir)
             out.append(VersionInfo(version=version, status="stored", created=manifest.get("created"),
-                                   function=manifest.get("function"), location=str(version_dir)))
+                                   function=manifest.get("function"), location=str(version_dir),
+                                   provenance=manifest.get("provenance")))
         return out
 
     def list(self) -> list:

@@ -19,7 +19,9 @@ from typing import Any, Optional
 
 from ..errors import ERROR_CODES, HTTP_BODY_KEYS, PublishError
 from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, check_name, progress_or_noop
-from .results import FunctionInfo, FunctionSummary, LogTail, RollbackResult
+from .results import (
+    CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, histogram_quantile,
+)
 
 TOKEN_ENV = "JUPYTERLAB_PUBLISH_TOKEN"
 # Generous: the server starts a worker and runs the smoke test before it answers, and later
@@ -75,7 +77,7 @@ class FunctionServerTarget(Target):
     kind = "http"
     label = "Function server (URL)"
     spec_example = "https://functions.example.org"
-    capabilities = frozenset({"list", "show", "versions", "rollback", "delete", "logs"})
+    capabilities = frozenset({"list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs"})
 
     def __init__(self, url: str, token: Optional[str] = None, *, timeout: float = DEFAULT_PUSH_TIMEOUT):
         parsed = urllib.parse.urlsplit(url)
@@ -253,3 +255,95 @@ class FunctionServerTarget(Target):
         if code not in ERROR_CODES:
             code = "target_error"  # an answer from a newer server, or not from a function server at all
         return PublishError(code, message, hint, details)
+
+    # -- the Deployments panel's verbs: metrics, call, docs ---------------------------------------
+
+    def metrics(self) -> list:
+        """Each function's counters from the server's Prometheus ``/metrics``, summed over the
+        processes and versions that served it."""
+        # The exposition format is read by its own library, a dependency of the server side; the
+        # kernel never asks for metrics, so it is loaded only here.
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text, _ = self._fetch(urllib.request.Request(f"{self.url}/metrics"), DEFAULT_TIMEOUT)
+        functions: dict = {}
+
+        def entry(labels: dict) -> dict:
+            return functions.setdefault(labels.get("function", ""), {
+                "requests": 0, "errors": 0, "in_flight": 0, "buckets": {}})
+
+        for family in text_string_to_metric_families(text.decode("utf-8", "replace")):
+            for sample in family.samples:
+                if "function" not in sample.labels:
+                    continue
+                into = entry(sample.labels)
+                if sample.name == "jupyterlab_publish_requests_total":
+                    into["requests"] += int(sample.value)
+                elif sample.name == "jupyterlab_publish_errors_total":
+                    into["errors"] += int(sample.value)
+                elif sample.name == "jupyterlab_publish_in_flight":
+                    into["in_flight"] += int(sample.value)
+                elif sample.name == "jupyterlab_publish_request_seconds_bucket":
+                    bound = float(sample.labels["le"])
+                    into["buckets"][bound] = into["buckets"].get(bound, 0.0) + sample.value
+        out = []
+        for name, seen in sorted(functions.items()):
+            buckets = sorted(seen["buckets"].items())
+            out.append(FunctionMetrics(
+                name=name, requests=seen["requests"], errors=seen["errors"],
+                error_rate=seen["errors"] / seen["requests"] if seen["requests"] else None,
+                p50=histogram_quantile(0.5, buckets), p99=histogram_quantile(0.99, buckets),
+                in_flight=seen["in_flight"],
+            ))
+        return out
+
+    def call(self, name: str, payload: Any) -> CallResult:
+        """POST ``payload`` to the function with its key (from ``show``), as any caller would."""
+        key = self.show(name).key
+        request = urllib.request.Request(
+            f"{self.url}/functions/{check_name(name)}", data=json.dumps(payload).encode("utf-8"), method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        try:
+            with urllib.request.urlopen(request, timeout=DEFAULT_CALL_TIMEOUT) as response:
+                return CallResult(name, response.status, _json_or_text(response.read()))
+        except urllib.error.HTTPError as exc:
+            return CallResult(name, exc.code, _json_or_text(exc.read()))
+        except urllib.error.URLError as exc:
+            raise self._unreachable(exc.reason) from exc
+        except (ConnectionError, socket.timeout, TimeoutError) as exc:
+            raise self._unreachable(exc) from exc
+
+    def docs(self, name: str) -> str:
+        """The function's /docs page, fetched with the admin token (keyed functions need one)."""
+        html, _ = self._fetch(urllib.request.Request(f"{self.url}/functions/{check_name(name)}/docs"),
+                              DEFAULT_TIMEOUT)
+        return html.decode("utf-8", "replace")
+
+    def _fetch(self, request: urllib.request.Request, timeout: float) -> tuple:
+        """(body bytes, content type) of an admin-authorised GET that answers something not JSON."""
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            raise self._answered_error(exc) from exc
+        except urllib.error.URLError as exc:
+            raise self._unreachable(exc.reason) from exc
+        except (ConnectionError, socket.timeout, TimeoutError) as exc:
+            raise self._unreachable(exc) from exc
+
+
+# A try-it call waits as long as a caller would; the server's own --request-timeout answers 504 first.
+DEFAULT_CALL_TIMEOUT = 300.0
+
+
+def _json_or_text(body: bytes) -> Any:
+    text = body.decode("utf-8", "replace")
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text

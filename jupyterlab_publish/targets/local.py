@@ -28,7 +28,7 @@ from ..state.logs import tail
 from ..state.paths import SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
 from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, progress_or_noop
 from .http import FunctionServerTarget
-from .results import FunctionInfo, LogTail, RollbackResult
+from .results import CallResult, FunctionInfo, LogTail, RollbackResult
 
 SERVER_PYTHON_ENV = "JUPYTERLAB_PUBLISH_SERVER_PYTHON"
 LIFETIME_ENV = "JUPYTERLAB_PUBLISH_SERVER_LIFETIME"
@@ -252,3 +252,19 @@ class LocalTarget(Target):
 
     def logs(self, name: str, version: Optional[int] = None, lines: int = DEFAULT_LOG_LINES) -> LogTail:
         return self.client().logs(name, version, lines)
+
+    # -- the Deployments panel's verbs ------------------------------------------------------------
+
+    def started(self) -> bool:
+        """Whether the local server runs now: listing must not start one as a side effect."""
+        info = read_server_info(self.state_dir)
+        return info is not None and _healthy(info)
+
+    def metrics(self) -> list:
+        return self.client().metrics()
+
+    def call(self, name: str, payload: Any) -> CallResult:
+        return self.client().call(name, payload)
+
+    def docs(self, name: str) -> str:
+        return self.client().docs(name)

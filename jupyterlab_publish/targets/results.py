@@ -29,6 +29,8 @@ class VersionInfo:
     created: Optional[str] = None  # ISO 8601, UTC
     function: Optional[dict] = None
     location: Optional[str] = None  # where the version's bundle is, if the target says
+    # The manifest's provenance: notebook, cell_id, source_hash, git_commit, user (who published it).
+    provenance: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -36,7 +38,8 @@ class VersionInfo:
     @classmethod
     def from_dict(cls, data: dict) -> "VersionInfo":
         return cls(version=int(data["version"]), status=str(data["status"]), created=data.get("created"),
-                   function=data.get("function"), location=data.get("location"))
+                   function=data.get("function"), location=data.get("location"),
+                   provenance=data.get("provenance"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +79,16 @@ class FunctionInfo:
         """The live version (the name a Deployment uses for it)."""
         return self.live_version
 
+    @property
+    def status(self) -> Optional[str]:
+        """One of FUNCTION_STATUSES, or None for a target that runs nothing."""
+        return function_status(self.live_version, self.processes, self.restarts)
+
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["versions"] = [v.to_dict() for v in self.versions]
         out["version"] = self.live_version  # as in the server's answer and a Deployment
+        out["status"] = self.status
         return out
 
     @classmethod
@@ -126,3 +135,79 @@ class LogTail:
     def from_dict(cls, data: dict) -> "LogTail":
         return cls(name=data["name"], version=int(data["version"]), lines=int(data["lines"]),
                    log=str(data.get("log") or ""))
+
+
+# FunctionInfo.status values, from the worker processes of the live version (see ``function_status``).
+FUNCTION_STATUSES = ("healthy", "starting", "restarting", "failed")
+
+
+def function_status(live_version: Optional[int], processes: Optional[int], restarts: Optional[int]) -> Optional[str]:
+    """How a served function is doing: ``healthy`` (a process of its live version runs),
+    ``starting`` (none runs yet and none crashed), ``restarting`` (none runs and some crashed:
+    the server is bringing one back) or ``failed`` (no version is live). ``None`` for a target
+    that runs nothing (a directory of bundles)."""
+    if processes is None:
+        return None
+    if live_version is None:
+        return "failed"
+    if processes > 0:
+        return "healthy"
+    return "restarting" if (restarts or 0) > 0 else "starting"
+
+
+def histogram_quantile(q: float, buckets: list) -> Optional[float]:
+    """The ``q`` quantile of a cumulative histogram ``[(upper_bound, count), ...]`` (the last bound
+    ``inf``), interpolated linearly inside its bucket as Prometheus' ``histogram_quantile`` does.
+    ``None`` when nothing was observed; the largest finite bound when it falls in the ``+Inf`` bucket."""
+    buckets = sorted((float(bound), float(count)) for bound, count in buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionMetrics:
+    """``metrics()``: one function's calls since its processes started (counters restart with a
+    worker). ``error_rate`` is the share of 5xx answers; latencies are in seconds."""
+
+    name: str
+    requests: int = 0
+    errors: int = 0
+    error_rate: Optional[float] = None  # None before the first call
+    p50: Optional[float] = None
+    p99: Optional[float] = None
+    in_flight: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FunctionMetrics":
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data})
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    """``call(name, payload)``: the function's answer as a caller would get it. ``status`` is the
+    HTTP status; ``answer`` the JSON body (for a refusal, the error body with its ``error`` code)."""
+
+    name: str
+    status: int
+    answer: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "ok": self.ok, "answer": self.answer}

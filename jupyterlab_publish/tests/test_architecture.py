@@ -26,8 +26,8 @@ LAYERS = (
     ("frontier", "state"),
     ("bundle",),
     ("targets", "functions"),
-    ("api",),
-    ("kernel", "cli", "server"),
+    ("api", "server"),  # the server extension talks to targets only; it never pickles or analyses
+    ("kernel", "cli"),
     ("",),  # the package's own __init__: lazy entry points only
 )
 RANK = {room: rank for rank, rooms in enumerate(LAYERS) for room in rooms}

@@ -62,7 +62,7 @@ def test_default_and_local_specs_give_the_local_target(spec, tmp_path, monkeypat
     assert isinstance(target, LocalTarget)
     assert target.state_dir == tmp_path / "state"
     assert target.describe() == {"kind": "local", "label": target.label, "spec": "local",
-                                 "capabilities": ["list", "show", "versions", "rollback", "delete", "logs"]}
+                                 "capabilities": list(CAPABILITIES)}
 
 
 def test_dir_spec_gives_a_directory_target(tmp_path):
@@ -245,7 +245,7 @@ def test_state_dir_follows_the_environment(tmp_path, monkeypatch):
 
 
 def test_each_target_declares_its_management_verbs(tmp_path):
-    every = ["list", "show", "versions", "rollback", "delete", "logs"]
+    every = ["list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs"]
     assert list(CAPABILITIES) == every
     assert get_target("local").describe()["capabilities"] == every
     assert get_target("http://127.0.0.1:9", token="t").describe()["capabilities"] == every

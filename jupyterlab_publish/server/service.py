@@ -1,0 +1,177 @@
+"""What the Deployments API does, apart from HTTP: build the target a request names (its secret
+resolved here), ask it through the Target interface, and shape the answers for the panel.
+
+Every target verb blocks (urllib, or starting the local server), so the handlers run these
+methods in an executor, never on the Jupyter server's event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import PublishError
+from ..targets import Target, describe_targets, get_target
+
+# How many log lines a follow request reads to find where the client left off.
+FOLLOW_WINDOW = 2000
+MAX_LOG_LINES = 10_000
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetRef:
+    """A target as the browser names it: its spec, and where its token is (never the token)."""
+
+    spec: str
+    token_env: Optional[str] = None
+    token_file: Optional[str] = None
+
+    def token(self) -> Optional[str]:
+        """The secret, read on the server: from the named variable, else the named file, else None
+        (a remote target then falls back to JUPYTERLAB_PUBLISH_TOKEN)."""
+        if self.token_env:
+            if not _ENV_NAME.match(self.token_env):
+                raise PublishError("bad_request", f"token_env={self.token_env!r} is not an environment variable name",
+                                   "name a variable such as MY_SERVER_TOKEN in the target's settings")
+            value = os.environ.get(self.token_env)
+            if not value:
+                raise PublishError("target_error", f"the variable {self.token_env} is not set in the Jupyter server's environment",
+                                   f"set {self.token_env} to the function server's admin token before starting JupyterLab")
+            return value.strip()
+        if self.token_file:
+            path = Path(self.token_file).expanduser()
+            try:
+                return path.read_text("utf-8").strip()
+            except OSError as exc:
+                raise PublishError("target_error", f"cannot read the token file {path}: {exc.strerror or exc}",
+                                   "check the path in the target's settings and the file's permissions") from exc
+        return None
+
+    def build(self) -> Target:
+        return get_target(self.spec, token=self.token())
+
+
+def _needs(target: Target, verb: str) -> None:
+    if verb not in target.capabilities:
+        raise target.unsupported(verb)
+
+
+def _function_entry(info: dict, metrics: Optional[dict], with_key: bool) -> dict:
+    """A ``show`` answer for the browser: the key only when asked, plus metrics and the live
+    version's provenance (the notebook and cell it came from)."""
+    entry = dict(info)
+    entry["keyed"] = info.get("key") is not None
+    if not with_key:
+        entry["key"] = None
+    live = next((v for v in info.get("versions") or () if v["version"] == info.get("live_version")), None)
+    entry["provenance"] = (live or {}).get("provenance")
+    entry["metrics"] = metrics
+    return entry
+
+
+def log_cursor(lines: list) -> str:
+    """Where a reader is in a log: a digest of the last lines it has (empty before any line)."""
+    if not lines:
+        return ""
+    return hashlib.sha256("\n".join(lines[-3:]).encode("utf-8")).hexdigest()[:16]
+
+
+def lines_since(log: str, since: Optional[str]) -> tuple:
+    """(the lines after ``since``, the new cursor, gap). ``gap`` is True when the cursor is not in
+    this window (the log moved on by more than the window, or the version was restarted): the
+    whole window is returned then, so nothing recent is lost."""
+    lines = log.splitlines()
+    cursor = log_cursor(lines)
+    if not since:
+        return log, cursor, False
+    for end in range(len(lines), 0, -1):
+        if log_cursor(lines[:end]) == since:
+            return "\n".join(lines[end:]), cursor, False
+    return log, cursor, True
+
+
+class Deployments:
+    """The operations of the REST API; each blocks and runs in the handlers' executor."""
+
+    def targets(self, specs: list) -> list:
+        out = describe_targets(specs)
+        for entry in out:
+            if "error" not in entry:
+                entry["started"] = get_target(entry["spec"]).started()
+        return out
+
+    def list(self, ref: TargetRef) -> dict:
+        target = ref.build()
+        _needs(target, "list")
+        if not target.started():
+            return {"target": target.spec(), "started": False, "functions": [], "metrics_error": None}
+        summaries = target.list()
+        metrics, metrics_error = self._metrics(target)
+        functions = []
+        for summary in summaries:
+            if "show" in target.capabilities:
+                try:
+                    info = target.show(summary.name).to_dict()
+                except PublishError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    continue  # deleted between the list and the show
+            else:
+                info = summary.to_dict()
+            functions.append(_function_entry(info, metrics.get(summary.name), with_key=False))
+        return {"target": target.spec(), "started": True, "functions": functions, "metrics_error": metrics_error}
+
+    def _metrics(self, target: Target) -> tuple:
+        """({name: metrics dict}, error dict or None): metrics are worth showing, not worth failing for."""
+        if "metrics" not in target.capabilities:
+            return {}, None
+        try:
+            return {m.name: m.to_dict() for m in target.metrics()}, None
+        except PublishError as exc:
+            return {}, exc.to_dict()
+
+    def show(self, ref: TargetRef, name: str, with_key: bool) -> dict:
+        target = ref.build()
+        _needs(target, "show")
+        info = target.show(name).to_dict()
+        metrics, _ = self._metrics(target)
+        return _function_entry(info, metrics.get(name), with_key)
+
+    def rollback(self, ref: TargetRef, name: str, to: Optional[int]) -> dict:
+        target = ref.build()
+        _needs(target, "rollback")
+        return target.rollback(name, to).to_dict()
+
+    def delete(self, ref: TargetRef, name: str) -> dict:
+        target = ref.build()
+        _needs(target, "delete")
+        target.delete(name)
+        return {"deleted": name}
+
+    def logs(self, ref: TargetRef, name: str, version: Optional[int], lines: int, since: Optional[str]) -> dict:
+        if not 1 <= lines <= MAX_LOG_LINES:
+            raise PublishError("bad_request", f"lines must be between 1 and {MAX_LOG_LINES}, not {lines}",
+                               "e.g. lines=200")
+        target = ref.build()
+        _needs(target, "logs")
+        window = max(lines, FOLLOW_WINDOW) if since else lines
+        tail = target.logs(name, version, window)
+        log, cursor, gap = lines_since(tail.log, since)
+        if not since and not gap:
+            log = "\n".join(log.splitlines()[-lines:])
+        return {"name": tail.name, "version": tail.version, "log": log, "cursor": cursor, "gap": gap}
+
+    def call(self, ref: TargetRef, name: str, payload: Any) -> dict:
+        target = ref.build()
+        _needs(target, "call")
+        return target.call(name, payload).to_dict()
+
+    def docs(self, ref: TargetRef, name: str) -> str:
+        target = ref.build()
+        _needs(target, "docs")
+        return target.docs(name)
