@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test setup build lint test-js test-py test-ui browser clean
+.PHONY: run test setup sandbox build lint test-js test-py test-ui browser clean
 
 # Jupyter refuses to run as root without being told; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -24,7 +24,11 @@ test: setup browser
 	$(MAKE) test-py
 	$(MAKE) test-ui
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed sandbox
+
+# bubblewrap, the sandbox the function server runs workers in (README, "Worker isolation").
+sandbox:
+	bash scripts/install-sandbox.sh
 
 # The editable install builds the labextension (hatch-jupyter-builder runs `jlpm install` and
 # `jlpm build`); `labextension develop` links it into the environment's JupyterLab.

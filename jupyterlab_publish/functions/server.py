@@ -2,21 +2,30 @@
 
 Start-up order matters to the kernels that wait for us: state directory, run lock (one server per
 state directory), token, bound socket, app start-up (store, crash recovery, worker restarts in the
-background), and only then ``server.json`` naming the real port. Shutdown (SIGTERM/SIGINT, or the
-exit of the ``exit_with_pid`` process) stops the workers and removes ``server.json`` inside the app's
-lifespan, before uvicorn re-raises the signal.
+background), and only then ``server.json`` naming the real port and the worker sandbox in force.
+
+Shutdown (SIGTERM/SIGINT, or the exit of the ``exit_with_pid`` process) drains: the front door stops
+accepting, calls in progress finish (uvicorn waits for the connections it serves; each worker gets
+SIGTERM and finishes its handed-off calls), the workers exit, ``server.json`` goes, and the process
+exits 0 with its state intact. All of it within ``--drain-timeout`` seconds: past that bound, or on a
+second signal, the workers are killed and the server exits 1 at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import datetime
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 from typing import Optional
 
 import uvicorn
@@ -31,6 +40,7 @@ from .core import FunctionService
 from .front import Front, uvicorn_protocol_factory
 from .layout import Layout
 from .resolvers import make_resolver
+from .sandbox import SandboxUnavailable, choose
 from .settings import ServingSettings, from_arguments
 
 DEFAULT_HOST = "127.0.0.1"  # exposing functions beyond this machine is the operator's decision
@@ -41,6 +51,37 @@ log = logging.getLogger("jupyterlab_publish.functions")
 
 class AlreadyRunning(Exception):
     pass
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server with our signal handling: the first SIGTERM/SIGINT drains, a second forces.
+
+    uvicorn itself forces only on a second SIGINT, and re-raises the signal after a graceful
+    shutdown, so the process would die of it instead of exiting 0.
+    """
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self.exit_requested_at: Optional[float] = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        else:
+            self.exit_requested_at = time.monotonic()
+        self.should_exit = True
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _hold_run_lock(layout: Layout) -> int:
@@ -125,6 +166,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         return 2
     layout = Layout(state_dir if state_dir is not None else default_state_dir())
     layout.create()
+    os.chmod(layout.root, 0o700)  # an existing directory may be wider: it holds the token and every key
     try:
         lock_fd = _hold_run_lock(layout)
     except AlreadyRunning as exc:
@@ -145,13 +187,27 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
+        settings = settings or ServingSettings()
+        try:
+            sandbox = choose(settings.sandbox_mode, layout.root)
+        except SandboxUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
+        settings = dataclasses.replace(settings, sandbox=sandbox)
+        if sandbox.secrets_hidden:
+            log.info("workers run in a bubblewrap sandbox: the state directory is hidden from function code")
+        else:
+            log.warning("workers run WITHOUT a sandbox (%s): function code runs as this user and could read "
+                        "the admin token and state.db by path; install bubblewrap (scripts/install-sandbox.sh)",
+                        sandbox.reason)
         # Publishers sign bundles with the key derived from this token; the server checks it.
         service = FunctionService(layout, resolver, signing_key=key_from_token(token), settings=settings,
                                   admin_token=token, upstream=url)
         app = create_server_app(service, token, on_shutdown=lambda: layout.remove_server_info(pid))
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5,
-                                http=_fastest("httptools", "h11"))
-        server = uvicorn.Server(config)
+        config = uvicorn.Config(app, log_level=log_level, access_log=False,
+                                timeout_graceful_shutdown=settings.drain_timeout, http=_fastest("httptools", "h11"))
+        server = _DrainingServer(config)
+        forced = []
 
         async def run() -> None:
             # uvicorn gets no listening socket: the front door accepts every connection, hands
@@ -168,29 +224,52 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
                               service.counters)
                 front.start()
                 started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-                layout.write_server_info({"pid": pid, "url": url, "started": started, "exit_with_pid": exit_with_pid})
+                layout.write_server_info({"pid": pid, "url": url, "started": started, "exit_with_pid": exit_with_pid,
+                                          "sandbox": sandbox.describe()})
                 write_atomically(layout.last_port, str(bound_port))
                 print(f"serving functions at {url} (state in {layout.root})", flush=True)
             watcher = asyncio.create_task(_exit_with(exit_with_pid)) if exit_with_pid is not None else None
+            guard = asyncio.create_task(_drain(task, front))
             try:
                 await task
             finally:
-                if watcher is not None:
-                    watcher.cancel()
+                for helper in (watcher, guard):
+                    if helper is not None:
+                        helper.cancel()
                 if front is not None:
                     await front.close()
+
+        async def _drain(task: asyncio.Task, front: Optional[Front]) -> None:
+            """Once asked to exit: stop accepting at once; force the exit past the bound or on a second signal."""
+            while not server.should_exit:
+                await asyncio.sleep(0.05)
+            deadline = (server.exit_requested_at or time.monotonic()) + settings.drain_timeout
+            log.info("draining: finishing the calls in progress (at most %g s; signal again to stop now)",
+                     settings.drain_timeout)
+            if front is not None:
+                await front.close()  # new connections are refused from here on
+            while not task.done() and not server.force_exit and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if task.done():
+                return
+            forced.append(True)
+            log.warning("stopping now: %s", "asked twice" if server.force_exit else
+                        f"the calls in progress did not finish within {settings.drain_timeout:g} s")
+            server.force_exit = True
+            for pool in list(service.workers.values()):
+                pool.kill_now()
 
         async def _exit_with(watched: int) -> None:
             await _wait_for_exit(watched)
             log.info("process %s exited; stopping the function server with it", watched)
-            server.should_exit = True  # the same graceful shutdown as SIGTERM
+            server.handle_exit(signal.SIGTERM, None)  # the same graceful shutdown as SIGTERM
 
         try:
             with asyncio.Runner(loop_factory=_fastest_loop_factory()) as runner:
                 runner.run(run())
         finally:
             layout.remove_server_info(pid)
-        return 0
+        return 1 if forced else 0
     finally:
         os.close(lock_fd)
 

@@ -13,8 +13,10 @@ import dataclasses
 from typing import Optional
 
 from .environment import add_environment_arguments
+from .sandbox import SANDBOX_CHOICES, SANDBOX_ENV, Sandbox, requested_mode
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # the runtime's own default: README's 413 threshold
+DEFAULT_DRAIN_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,10 +28,16 @@ class ServingSettings:
     # A worker whose /healthz has not answered for this long is stuck (e.g. in a C call that holds
     # the GIL) and is killed and restarted.
     health_timeout: float = 30.0
+    # On SIGTERM: how long in-flight calls get to finish (and workers to drain) before the server
+    # exits anyway; a second SIGTERM ends the wait at once.
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    # How workers are confined (sandbox.py); None: the fallback without a known state directory.
+    sandbox: Optional[Sandbox] = None
+    sandbox_mode: str = "auto"  # what was asked for: auto, bwrap or fallback (serve resolves it into sandbox)
 
     def __post_init__(self):
         for field, low in (("request_timeout", 0.001), ("max_body", 1), ("concurrency", 1), ("processes", 1),
-                           ("health_timeout", 0.5)):
+                           ("health_timeout", 0.5), ("drain_timeout", 0.001)):
             if getattr(self, field) is not None and getattr(self, field) < low:
                 raise ValueError(f"{field.replace('_', '-')} must be at least {low}, not {getattr(self, field)}")
 
@@ -67,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes per live version (default: %(default)s)")
     parser.add_argument("--health-timeout", type=_positive(float), default=defaults.health_timeout, metavar="S",
                         help="restart a worker whose /healthz has not answered for S seconds (default: %(default)s)")
+    parser.add_argument("--drain-timeout", type=_positive(float), default=defaults.drain_timeout, metavar="S",
+                        help="on SIGTERM, seconds in-flight calls get to finish before the server exits anyway; "
+                             "a second SIGTERM exits at once (default: %(default)s)")
+    parser.add_argument("--sandbox", choices=SANDBOX_CHOICES, default=None,
+                        help="how workers are kept from the server's secrets: bwrap (a bubblewrap sandbox), "
+                             "fallback (no sandbox: see README, 'Worker isolation'), auto (bwrap when it works, "
+                             f"else fallback) (default: ${SANDBOX_ENV} or auto)")
     parser.add_argument("--exit-with-pid", type=int, default=None, metavar="PID",
                         help="stop serving when process PID exits (the local server uses it to end with JupyterLab)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -80,6 +95,8 @@ def from_arguments(options: argparse.Namespace) -> ServingSettings:
         concurrency=options.concurrency,
         processes=options.processes,
         health_timeout=options.health_timeout,
+        drain_timeout=options.drain_timeout,
+        sandbox_mode=requested_mode(options.sandbox),
     )
 
 

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +39,7 @@ from ..bundle.format import runtime_contract
 from ..errors import PublishError
 from ..state.logs import tail
 from .environment import WorkerEnvironment
+from .sandbox import Sandbox, private_workdir
 from .settings import ServingSettings
 
 log = logging.getLogger("jupyterlab_publish.functions")
@@ -45,8 +49,10 @@ DEFAULT_START_TIMEOUT = 30.0
 LOG_TAIL_LINES = 30
 # The accepted keys' digests, for a runtime that checks keys (docs/bundle-format.md, "Invocation keys").
 KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"
-# The admin token stays out of user code's environment.
-_HIDDEN_ENV = ("JUPYTERLAB_PUBLISH_TOKEN",)
+# worker.log is rotated when a process starts and it has grown past this: worker.log.1 keeps the
+# previous part, so a chatty function costs at most twice this much disk per version.
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+SANDBOX_INFO_TIMEOUT = 10.0  # for bwrap to report the sandboxed process's pid
 
 # Supervision: crashed workers come back after 0.5 s, 1 s, 2 s ... at most 30 s apart; a process
 # that has served for a minute is healthy again and its next crash restarts it after 0.5 s.
@@ -110,10 +116,38 @@ def runtime_features(manifest: dict) -> RuntimeFeatures:
     return features
 
 
-def _worker_env(keys_sha256) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_ENV}
+def _worker_env(keys_sha256, sandbox: Sandbox) -> dict:
+    env = sandbox.environment(dict(os.environ))  # without the admin token or the state directory's path
     env[KEYS_ENV] = ",".join(keys_sha256)
     return env
+
+
+def _read_sandbox_pid(info_read: int) -> Optional[int]:
+    """The pid (in our namespace) of the process bwrap runs, from its --info-fd JSON; None if it exited."""
+    chunks = []
+    deadline = time.monotonic() + SANDBOX_INFO_TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([info_read], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(info_read, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        try:
+            return int(json.loads(b"".join(chunks))["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not all of it yet
+    return None
+
+
+def rotate_log(path: Path, limit: int = LOG_ROTATE_BYTES) -> None:
+    """Move ``path`` to ``path.1`` (replacing it) once it is larger than ``limit`` bytes."""
+    try:
+        if path.stat().st_size > limit:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +183,9 @@ class Worker:
         self.handoff_ready = False  # set once its /healthz says it serves handed-off connections
         self.started_at = 0.0
         self.last_healthy = 0.0
+        self.sandbox = launch.settings.sandbox or Sandbox("fallback")
+        self.sandboxed_pid: Optional[int] = None  # the worker itself inside bwrap (self.process is bwrap)
+        self.workdir: Optional[Path] = None  # fallback mode: its private working directory
 
     @property
     def url(self) -> str:
@@ -164,12 +201,24 @@ class Worker:
 
     @property
     def pid(self) -> Optional[int]:
+        """The worker's own process (inside bwrap, the sandboxed one, not bwrap)."""
+        if self.sandboxed_pid is not None:
+            return self.sandboxed_pid
         return self.process.pid if self.process is not None else None
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _command(self, handoff_fd: Optional[int]) -> list:
+    @property
+    def returncode(self) -> Optional[int]:
+        """The worker's exit status as Popen gives it (-N: killed by signal N), also through bwrap,
+        which exits 128+N when the process it runs is killed by signal N."""
+        code = self.process.returncode if self.process is not None else None
+        if code is not None and self.sandboxed_pid is not None and 128 < code < 128 + 65:
+            return 128 - code
+        return code
+
+    def _command(self, handoff_fd: Optional[int], info_fd: Optional[int] = None) -> list:
         launch, flags = self.launch, self.launch.features.flags
         command = list(launch.environment.command(self.bundle_dir, WORKER_HOST, self.port))
         wanted = [
@@ -183,7 +232,9 @@ class Worker:
         for flag, value in wanted:
             if flag in flags and value is not None:
                 command += [flag, str(value)]
-        return command
+        environment = launch.environment
+        return self.sandbox.wrap(command, python=environment.python, isolated=environment.isolated,
+                                 bundle_dir=self.bundle_dir, info_fd=info_fd)
 
     def spawn(self) -> None:
         self.port = free_port()
@@ -191,26 +242,42 @@ class Worker:
         if "--handoff-fd" in self.launch.features.flags and hasattr(socket, "send_fds"):
             self.handoff_socket, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self.handoff_socket.setblocking(False)  # the front must never wait on a busy worker
+        info_read = info_write = None
+        if self.sandbox.mode == "bwrap":
+            info_read, info_write = os.pipe()  # bwrap writes the sandboxed pid here (--info-fd)
+        else:
+            self.workdir = private_workdir()
+        passed = tuple(fd for fd in (child.fileno() if child is not None else None, info_write) if fd is not None)
         try:
-            command = self._command(child.fileno() if child is not None else None)
+            command = self._command(child.fileno() if child is not None else None, info_write)
+            rotate_log(self.log_path)
             with open(self.log_path, "ab") as log_file:
                 log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}"
                                f" (process {self.index + 1} of {self.launch.settings.processes})\n".encode())
                 log_file.flush()
                 self.process = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    cwd=str(self.version_dir), env=_worker_env(self.launch.keys_sha256),
-                    pass_fds=(child.fileno(),) if child is not None else (),
+                    # Never inside the state directory: bwrap starts it in its private /tmp.
+                    cwd=str(self.workdir) if self.workdir is not None else "/",
+                    env=_worker_env(self.launch.keys_sha256, self.sandbox), pass_fds=passed,
                 )
+            if info_read is not None:
+                os.close(info_write)
+                info_write = None
+                self.sandboxed_pid = _read_sandbox_pid(info_read)
         except BaseException:
             self._close_handoff()
+            self._remove_workdir()
             raise
         finally:
             if child is not None:
                 child.close()  # the worker holds its own copy
+            for fd in (info_read, info_write):
+                if fd is not None:
+                    os.close(fd)
         self.started_at = time.monotonic()
         # Recorded so a server that was killed hard can stop its orphans on the next start.
-        self.pid_path.write_text(str(self.process.pid), "utf-8")
+        self.pid_path.write_text(str(self.pid), "utf-8")
 
     def _close_handoff(self) -> None:
         self.handoff_ready = False
@@ -218,15 +285,43 @@ class Worker:
             self.handoff_socket.close()
             self.handoff_socket = None
 
+    def _remove_workdir(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def terminate(self) -> None:
+        """SIGTERM the worker (inside bwrap, the sandboxed process: bwrap itself would not pass it on)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.sandboxed_pid is not None:
+            try:
+                os.kill(self.sandboxed_pid, signal.SIGTERM)
+                return
+            except ProcessLookupError:
+                pass
+        self.process.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL the worker (inside bwrap, the sandboxed process too: its namespace ends with it)."""
+        if self.sandboxed_pid is not None and self.alive():
+            try:
+                os.kill(self.sandboxed_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
     def stop_blocking(self, timeout: float = 5.0) -> None:
         self._close_handoff()
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            self.terminate()  # it finishes the calls in progress, within its own grace period
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self.kill()
                 self.process.wait()
+        self._remove_workdir()
         try:
             self.pid_path.unlink()
         except OSError:
@@ -253,7 +348,7 @@ async def _wait_healthy(worker: Worker, client: httpx.AsyncClient, timeout: floa
         if not worker.alive():
             raise WorkerStartError(
                 f"the worker for {worker.name} v{worker.version} exited during start-up "
-                f"(status {worker.process.returncode})",
+                f"(status {worker.returncode})",
                 worker.log_tail(),
             )
         try:
@@ -430,8 +525,17 @@ class WorkerPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(slot.worker.stop() for slot in self.slots if slot.worker is not None),
+        # Each process gets SIGTERM and finishes its calls in progress, for at most the drain timeout.
+        drain = self.launch.settings.drain_timeout
+        await asyncio.gather(*(slot.worker.stop(drain) for slot in self.slots if slot.worker is not None),
                              return_exceptions=True)
+
+    def kill_now(self) -> None:
+        """SIGKILL every process at once (a forced shutdown: a second SIGTERM, or the drain bound passed)."""
+        self.closed = True
+        for slot in self.slots:
+            if slot.worker is not None and slot.worker.alive():
+                slot.worker.kill()
 
     def report_unreachable(self, worker: Worker) -> None:
         """The proxy could not connect to ``worker``: treat it as crashed (kill it, restart it)."""
@@ -458,7 +562,7 @@ class WorkerPool:
             if worker is None:
                 self._restart(slot, "not running")
             elif not worker.alive():
-                self._restart(slot, f"exited with status {worker.process.returncode}")
+                self._restart(slot, f"exited with status {worker.returncode}")
             elif now - worker.last_healthy > self.launch.settings.health_timeout:
                 self._restart(slot, f"has not answered /healthz for {self.launch.settings.health_timeout:g} s",
                               kill=True)
@@ -489,7 +593,7 @@ class WorkerPool:
             old.note(message)
             old._close_handoff()  # the front must stop handing it connections at once
             if kill and old.alive():
-                old.process.kill()  # it may be stuck where SIGTERM is never handled
+                old.kill()  # it may be stuck where SIGTERM is never handled
         else:
             delay = backoff(slot.crashes) if slot.crashes else 0.0  # a first start does not wait
         slot.restart_at = time.monotonic() + delay

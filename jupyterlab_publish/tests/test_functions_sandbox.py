@@ -1,0 +1,141 @@
+"""Function code cannot reach the server's secrets (README, "Worker isolation").
+
+A real ``jupyter publish serve`` on 127.0.0.1 serves a function written to steal: it tries to read
+the admin token, ``state.db`` and ``server.json``, to list and write into the state directory, to
+reach them through the server's ``/proc/PID/root``, and reports what happened, so each assertion is
+on a real outcome inside the worker. bubblewrap is installed by the project's setup
+(scripts/install-sandbox.sh), so the sandboxed mode is asserted, not skipped; the fallback mode is
+run explicitly, and as the server picks it when bwrap cannot be found.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyterlab_publish.state.paths import read_server_info
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap and /proc are Linux's")
+
+from function_server import REPO, Server, call, make_bundle  # noqa: E402
+
+SNOOP = """
+def snoop(state, server_pid):
+    import os
+    out = {"cwd": os.getcwd(), "token_in_env": "JUPYTERLAB_PUBLISH_TOKEN" in os.environ,
+           "state_in_env": "JUPYTERLAB_PUBLISH_STATE_DIR" in os.environ}
+    targets = {"token": os.path.join(state, "token"), "state.db": os.path.join(state, "state.db"),
+               "server.json": os.path.join(state, "server.json"),
+               "token via /proc": "/proc/%d/root%s/token" % (server_pid, state)}
+    for what, path in targets.items():
+        try:
+            with open(path, "rb") as handle:
+                out[what] = "read %d bytes" % len(handle.read())
+        except OSError as exc:
+            out[what] = type(exc).__name__
+    try:
+        out["listing"] = sorted(os.listdir(state))
+    except OSError as exc:
+        out["listing"] = type(exc).__name__
+    try:
+        with open(os.path.join(state, "planted"), "w") as handle:
+            handle.write("function code was here")
+        out["write"] = "written"
+    except OSError as exc:
+        out["write"] = type(exc).__name__
+    try:
+        import tempfile
+        with tempfile.NamedTemporaryFile() as handle:  # a private /tmp still works
+            handle.write(b"scratch")
+        out["tmp"] = "ok"
+    except OSError as exc:
+        out["tmp"] = type(exc).__name__
+    return out
+"""
+
+
+def _publish_snoop(server: Server, tmp: Path):
+    bundle = make_bundle(tmp, SNOOP, "snoop", "snoop")
+    return server.target().push(bundle, lambda *a, **k: None)
+
+
+def test_function_code_in_the_sandbox_cannot_read_or_write_the_state_directory(tmp_path):
+    assert shutil.which("bwrap"), "bubblewrap is missing: `make setup` installs it (scripts/install-sandbox.sh)"
+    server = Server(tmp_path / "state").start()
+    try:
+        sandbox = read_server_info(server.state)["sandbox"]
+        assert sandbox["mode"] == "bwrap" and sandbox["secrets_hidden"] is True, sandbox
+        deployment = _publish_snoop(server, tmp_path)
+        status, seen = call(deployment.url, [str(server.state), server.process.pid], key=deployment.key)
+        assert status == 200, seen
+        for secret in ("token", "state.db", "server.json", "token via /proc"):
+            assert not seen[secret].startswith("read"), (secret, seen)
+        assert not isinstance(seen["listing"], list) or not {"token", "state.db", "server.json"} & set(seen["listing"])
+        assert seen["write"] != "written", seen
+        assert not (server.state / "planted").exists()
+        assert seen["token_in_env"] is False and seen["state_in_env"] is False
+        assert not Path(seen["cwd"]).is_relative_to(server.state)
+        assert seen["tmp"] == "ok"
+        # The call reached the worker through the inherited hand-off socket, inside the sandbox.
+        status, health = call(server.url + "/healthz", method="GET")
+        assert status == 200 and health["handed_off"] >= 1, health
+        # The server's own files are all still there and its admin API still works with the token.
+        assert (server.state / "token").read_text().strip() == server.token
+        assert [f.name for f in server.target().list()] == ["snoop"]
+    finally:
+        server.stop()
+
+
+def test_the_fallback_mode_keeps_workers_out_of_the_state_directory_and_says_what_it_cannot_hide(tmp_path):
+    server = Server(tmp_path / "state", "--sandbox", "fallback").start()
+    try:
+        sandbox = read_server_info(server.state)["sandbox"]
+        assert sandbox["mode"] == "fallback" and sandbox["secrets_hidden"] is False, sandbox
+        deployment = _publish_snoop(server, tmp_path)
+        status, seen = call(deployment.url, [str(server.state), server.process.pid], key=deployment.key)
+        assert status == 200, seen
+        cwd = Path(seen["cwd"])
+        assert not cwd.is_relative_to(server.state) and cwd.name.startswith("jupyterlab-publish-worker-"), seen
+        assert cwd.is_dir() and oct(cwd.stat().st_mode & 0o777) == "0o700"
+        assert seen["token_in_env"] is False and seen["state_in_env"] is False
+        assert oct(server.state.stat().st_mode & 0o777) == "0o700"
+        assert oct((server.state / "token").stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.stop()
+    assert not cwd.exists(), "a stopped worker's private directory is removed"
+    log = (tmp_path / "state.log").read_text()
+    assert "WITHOUT a sandbox" in log and "install bubblewrap" in log
+
+
+def test_without_bwrap_auto_falls_back_and_a_required_sandbox_refuses_to_start(tmp_path, monkeypatch):
+    # A PATH without bwrap: what a machine without bubblewrap looks like to the server.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("JUPYTERLAB_PUBLISH_SANDBOX", raising=False)
+    server = Server(tmp_path / "state").start()
+    try:
+        sandbox = read_server_info(server.state)["sandbox"]
+        assert sandbox == {"mode": "fallback", "secrets_hidden": False,
+                           "reason": "bubblewrap (bwrap) is not installed"}
+    finally:
+        server.stop()
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), JUPYTERLAB_PUBLISH_SANDBOX="bwrap")
+    refused = subprocess.run(
+        [sys.executable, "-m", "jupyterlab_publish.cli", "serve", "--state-dir", str(tmp_path / "other"),
+         "--environments", "shared"], capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "--sandbox bwrap: bubblewrap (bwrap) is not installed" in refused.stderr
+    assert read_server_info(tmp_path / "other") is None
+
+    env["JUPYTERLAB_PUBLISH_SANDBOX"] = "everything"
+    unknown = subprocess.run(
+        [sys.executable, "-m", "jupyterlab_publish.cli", "serve", "--state-dir", str(tmp_path / "other")],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert unknown.returncode == 2 and "use one of auto, bwrap, fallback" in unknown.stderr
