@@ -194,6 +194,17 @@ def _refuse_analysis_errors(fn: Callable[..., Any], report) -> None:
     """
     if not report.errors:
         return
+    undefined = [e.path for e in report.errors if e.code == "undefined_name"]
+    if len(undefined) == len(report.errors):
+        names = ", ".join(undefined)
+        raise PublishError(
+            "not_defined",
+            f"Cannot publish {_label(fn)}: it uses {names}, not defined in the kernel; every call would "
+            "answer NameError.",
+            f"Run the cell that defines {names} (after a kernel restart: Run → Run All Above Selected Cell), "
+            "then publish again.",
+            details={"names": undefined, "errors": [_error_entry(e) for e in report.errors]},
+        )
     lines = [e.message if not e.path or e.path in e.message else f"{e.message} (at {e.path})" for e in report.errors]
     what = "a captured value" if len(lines) == 1 else f"{len(lines)} captured values"
     message = f"Cannot publish {_label(fn)}: {what} will not work once published:\n" + "\n".join(
@@ -201,8 +212,12 @@ def _refuse_analysis_errors(fn: Callable[..., Any], report) -> None:
     )
     hints = list(dict.fromkeys(e.hint for e in report.errors if e.hint))  # several locks, one hint
     hints.append("Fix the cell so the function no longer captures them, run it again, and publish again.")
-    errors = [{"code": e.code, "message": e.message, "hint": e.hint, "path": e.path} for e in report.errors]
+    errors = [_error_entry(e) for e in report.errors]
     raise PublishError("unpicklable", message, "\n".join(hints), details={"errors": errors})
+
+
+def _error_entry(error) -> dict[str, str]:
+    return {"code": error.code, "message": error.message, "hint": error.hint, "path": error.path}
 
 
 def _refuse_oversized_bundle(fn: Callable[..., Any], bundle) -> None:

@@ -232,7 +232,9 @@ class _Analysis:
     def _report_unpicklable(self, obj: object, steps: tuple[str, ...], verdict: unpicklable.Unpicklable) -> None:
         path = object_path(steps, _type_name(obj))
         record = self.report.error if verdict.severity == unpicklable.ERROR else self.report.warn
-        record(verdict.code, f"{path} is {verdict.what}: {verdict.consequence}.", verdict.hint, path)
+        opened = unpicklable.file_name(obj)
+        what = f"{verdict.what} ({opened})" if opened else verdict.what
+        record(verdict.code, f"{path} is {what}: {verdict.consequence}.", verdict.hint, path)
 
     def visit_binding(self, name: str, value: object, steps: tuple[str, ...], *, attr_uses=None, kind="", capture=False):
         """A named value: a global, closure cell or default the code refers to.
@@ -355,10 +357,16 @@ class _Analysis:
             if name in namespace:
                 self.visit_binding(name, namespace[name], steps, attr_uses=uses.get(name), capture=user_code)
             elif name not in builtin_names and name not in assigned and name not in scan.global_writes:
-                self.report.warn(
+                # Notebook code would answer NameError on every call (a kernel restarted, then only
+                # this cell run): an error that blocks publishing. In a local module's code a missing
+                # name is more often behind a condition, so it stays a warning.
+                record = self.report.error if user_code else self.report.warn
+                record(
                     "undefined_name",
-                    f"{join_chain(steps)} uses {name!r}, which is not defined in its namespace.",
-                    "Run the cell that defines it before publishing.",
+                    f"{join_chain(steps)} uses {name!r}, which is not defined in the kernel.",
+                    f"Run the cell that defines {name} (after a kernel restart: Run → Run All Above "
+                    "Selected Cell), then publish again.",
+                    name,
                 )
 
     def _visit_import(self, imported: ImportUse, namespace: dict, steps: tuple[str, ...]) -> None:

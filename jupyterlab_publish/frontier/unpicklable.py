@@ -49,9 +49,11 @@ OPEN_FILE = Unpicklable(
     "(bytes, str, a DataFrame) before publishing.",
 )
 FILE_SNAPSHOT = Unpicklable(
-    "file_snapshot", WARNING, "an open text file",
-    "cloudpickle saves what is left to read in the file, and the service gets an in-memory copy, not "
-    "the file. Read the contents into a variable before publishing, or open the file inside the function.",
+    "file_snapshot", ERROR, "an open text file",
+    "Read the contents into a variable before publishing (text = f.read(), or a DataFrame), or open "
+    "the file inside the function from a path the service can reach.",
+    # cloudpickle pickles it (what is left to read, as an in-memory copy), so the published function
+    # would answer differently from the notebook's: refused like any other open file.
     consequence="the service would get a copy of what is left to read, not the file",
 )
 GENERATOR = Unpicklable(
@@ -147,6 +149,12 @@ def check(value, by_value: Callable[[object], bool]) -> Unpicklable | None:
     except TypeError:  # an unhashable metaclass instance: nothing we recognise
         return None
     return verdict(value, by_value) if callable(verdict) else verdict
+
+
+def file_name(value) -> str | None:
+    """The path an open file was opened from, to name it in a message; None for anything else."""
+    name = getattr(value, "name", None) if isinstance(value, io.IOBase) else None
+    return name if isinstance(name, str) else None
 
 
 def hint_for(value) -> str | None:

@@ -11,9 +11,12 @@ from typing import Any, Callable
 from ..errors import PublishError
 
 
-def transform_cell(code: str) -> str:
+def transform_cell(code: str, namespace: dict[str, Any] | None = None) -> str:
     """Turn IPython syntax (``%magic``, ``!cmd``) into Python, as the kernel did when it ran the cell."""
-    get_ipython: Callable[[], Any] | None = getattr(builtins, "get_ipython", None)
+    # IPython puts get_ipython in the user namespace; builtins hold it only while a cell runs.
+    get_ipython: Callable[[], Any] | None = (namespace or {}).get("get_ipython") or getattr(
+        builtins, "get_ipython", None
+    )
     shell = get_ipython() if get_ipython else None
     if shell is not None and hasattr(shell, "transform_cell"):
         return shell.transform_cell(code)
@@ -22,7 +25,7 @@ def transform_cell(code: str) -> str:
 
 def list_functions(code: str, namespace: dict[str, Any]) -> list[dict[str, Any]]:
     """Describe each top-level ``def`` of the cell, in order, with its live state in ``namespace``."""
-    source = transform_cell(code)
+    source = transform_cell(code, namespace)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -76,16 +79,28 @@ def _differs(live: Any, source: str, name: str) -> bool:
     """True when the kernel's function was compiled from other source than the cell's ``def``.
 
     Code objects compare their bytecode, constants (nested code included), names and line table,
-    so compiling the unchanged cell again under the same file name gives an equal code object.
+    so compiling the unchanged cell again under the same file name gives an equal code object, if
+    it is compiled the way the kernel compiled it. IPython compiles each top-level statement as a
+    module of its own, and the bytecode depends on it: in a module that also holds ``import os``,
+    CPython 3.11 compiles ``os.getcwd()`` with LOAD_ATTR, alone with LOAD_METHOD. So the ``def`` is
+    compiled both alone (IPython) and within the whole cell (plain ``exec``); either match is fresh.
     """
     live_code = getattr(inspect.unwrap(live), "__code__", None)
     if live_code is None:
         return False
-    # dont_inherit: this module's `from __future__` flags must not leak into the cell's code.
-    cell_code = compile(source, live_code.co_filename, "exec", dont_inherit=True)
-    for const in cell_code.co_consts:
-        if isinstance(const, types.CodeType) and const.co_name == name:
-            return const != live_code
+    tree = ast.parse(source)
+    nodes = [
+        node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name
+    ]
+    modules = [ast.Module(body=[node], type_ignores=[]) for node in nodes[-1:]] + [tree]
+    for module in modules:
+        # dont_inherit: this module's `from __future__` flags must not leak into the cell's code.
+        cell_code = compile(module, live_code.co_filename, "exec", dont_inherit=True)
+        for const in cell_code.co_consts:
+            if isinstance(const, types.CodeType) and const.co_name == name and const == live_code:
+                return False
     return True
 
 

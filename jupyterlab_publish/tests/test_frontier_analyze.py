@@ -448,7 +448,7 @@ def test_shadowed_eval_is_not_a_warning():
     assert analyze_function(ns["f"]).warnings == []
 
 
-def test_unresolvable_module_and_undefined_name_are_warnings():
+def test_unresolvable_module_is_a_warning_and_undefined_name_an_error():
     ns = notebook(
         """
         def f(x):
@@ -457,7 +457,11 @@ def test_unresolvable_module_and_undefined_name_are_warnings():
         """
     )
     report = analyze_function(ns["f"])
-    assert {w.code for w in report.warnings} == {"unresolved_module", "undefined_name"}
+    assert {w.code for w in report.warnings} == {"unresolved_module"}
+    # every call would answer NameError (issue 11): it blocks publishing, naming the name and the fix
+    [error] = report.errors
+    assert (error.code, error.path) == ("undefined_name", "helper_defined_later")
+    assert "Run the cell that defines helper_defined_later" in error.hint
     assert report.requirements == []
 
 

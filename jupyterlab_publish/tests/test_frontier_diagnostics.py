@@ -93,12 +93,14 @@ def test_open_files(tmp_path):
         )
         errors, warnings = problems(ns["f"])
     assert sorted(errors) == [
+        ("file_snapshot", "f → text (_io.TextIOWrapper)"),
         ("unpicklable_file", "f → binary (_io.BufferedReader)"),
         ("unpicklable_file", "f → closed (_io.TextIOWrapper)"),
         ("unpicklable_file", "f → written (_io.TextIOWrapper)"),
     ]
-    # a text file open for reading does pickle, as a copy of its contents: a warning says so
-    assert warnings == [("file_snapshot", "f → text (_io.TextIOWrapper)")]
+    # a text file open for reading would pickle as a copy of what is left to read, so the service
+    # would answer differently from the notebook (issue 11): an error too, not a warning
+    assert warnings == []
 
 
 def test_lru_cache_wrapper_of_a_notebook_function_is_an_error_that_still_walks_its_code():

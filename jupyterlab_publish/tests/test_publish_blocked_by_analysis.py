@@ -80,6 +80,31 @@ def test_a_captured_open_file_is_refused_with_its_path(tmp_path, scratch):
     assert stages == ["analysing"] and list(scratch.iterdir()) == []
 
 
+def test_a_captured_text_file_open_for_reading_is_refused_with_the_file_path(tmp_path, scratch):
+    # cloudpickle would ship what is left to read: the service would answer differently (issue 11).
+    data = tmp_path / "words.txt"
+    data.write_text("alpha\nbeta\n")
+    with open(data) as words:
+        ns = notebook("def first():\n    return words.readline()\n", words=words)
+        error, stages = refused(ns["first"], tmp_path / "out")
+    assert error.code == "unpicklable"
+    assert f"first → words (_io.TextIOWrapper) is an open text file ({data})" in error.message
+    assert "Read the contents into a variable before publishing" in error.hint
+    assert [e["code"] for e in error.details["errors"]] == ["file_snapshot"]
+    assert stages == ["analysing"] and list(scratch.iterdir()) == []
+
+
+def test_undefined_globals_are_refused_with_their_names(tmp_path, scratch):
+    # After a kernel restart only the function's cell ran: `model` and `scale` do not exist.
+    ns = notebook("def predict(x):\n    return model.predict(scale(x))\n")
+    error, stages = refused(ns["predict"], tmp_path / "out")
+    assert error.code == "not_defined"
+    assert "it uses model, scale, not defined in the kernel" in error.message
+    assert "Run the cell that defines model, scale" in error.hint
+    assert error.details["names"] == ["model", "scale"]
+    assert stages == ["analysing"] and list(scratch.iterdir()) == []
+
+
 def test_every_error_is_listed_and_each_hint_given_once(tmp_path, scratch):
     ns = notebook(
         """
