@@ -78,3 +78,10 @@ bench-serving:
 .PHONY: bench-frontier
 bench-frontier: setup
 	$(BIN)/python benchmarks/frontier/run.py
+
+# The reliability benchmark of issue 10: the adversarial catalogue and the fault soak (100,000
+# calls while a worker is killed, a version published and rolled back), each against its own
+# `jupyter publish serve`; writes benchmarks/reliability/results.json and REPORT.md. About 2 minutes.
+.PHONY: bench-reliability
+bench-reliability: setup
+	$(BIN)/python benchmarks/reliability/run.py
