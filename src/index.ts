@@ -7,11 +7,14 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { activateDeployments } from './deployments/plugin';
 import { addPublishCommand } from './publish/command';
 import { IPublishSettings } from './publish/flow';
 import { Publisher } from './publish/publisher';
 import {
   CommandIDs,
+  DEPLOYMENTS_PLUGIN_ID,
+  IDeploymentTargets,
   IPublisher,
   PLUGIN_ID,
   TRANSLATION_DOMAIN
@@ -59,5 +62,31 @@ const plugin: JupyterFrontEndPlugin<IPublisher> = {
   }
 };
 
+/** The Deployments panel in the left sidebar, its commands and settings; provides the targets. */
+const deployments: JupyterFrontEndPlugin<IDeploymentTargets> = {
+  id: DEPLOYMENTS_PLUGIN_ID,
+  description:
+    'Manage published functions: versions, keys, metrics, logs, try-it, rollback and delete.',
+  autoStart: true,
+  provides: IDeploymentTargets,
+  optional: [IPublisher, ICommandPalette, ISettingRegistry, ITranslator],
+  activate: async (
+    app: JupyterFrontEnd,
+    publisher: IPublisher | null,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
+    const { targets } = await activateDeployments(app, {
+      trans,
+      publisher,
+      palette,
+      settingRegistry
+    });
+    return targets;
+  }
+};
+
 export * from './tokens';
-export default plugin;
+export default [plugin, deployments];

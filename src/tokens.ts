@@ -40,3 +40,46 @@ export namespace IPublisher {
     cell?: Cell;
   }
 }
+
+/** The Deployments panel's plugin: its settings (schema/deployments.json) list the targets. */
+export const DEPLOYMENTS_PLUGIN_ID = 'jupyterlab-publish:deployments';
+
+/** Commands of the Deployments panel (also in the command palette). */
+export namespace DeploymentsCommandIDs {
+  export const open = 'jupyterlab-publish:deployments-open';
+  export const refresh = 'jupyterlab-publish:deployments-refresh';
+  /** Args: `name`, optional `target` (spec) and `to` (version); asks which function when none is given. */
+  export const rollback = 'jupyterlab-publish:deployments-rollback';
+  /** Args: `name`, optional `target` (spec); always asks for confirmation. */
+  export const remove = 'jupyterlab-publish:deployments-delete';
+}
+
+/**
+ * A deploy target as the user configured it in the settings: a name, a spec (`local`,
+ * `dir:/path`, `http(s)://host`), and where the server finds its token. The token itself never
+ * appears in the settings or the browser: the Jupyter server reads the variable or file.
+ */
+export interface ITargetConfig {
+  name: string;
+  spec: string;
+  /** An environment variable of the Jupyter server holding the target's admin token. */
+  tokenEnv?: string;
+  /** A file on the Jupyter server holding the target's admin token. */
+  tokenFile?: string;
+}
+
+/**
+ * The configured deploy targets. The Deployments panel manages them; the Publish dialog's
+ * target picker reads the same list from here.
+ */
+export const IDeploymentTargets = new Token<IDeploymentTargets>(
+  'jupyterlab-publish:IDeploymentTargets',
+  'The deploy targets configured in the settings, by name and spec.'
+);
+
+export interface IDeploymentTargets {
+  /** The targets, in the order of the settings; never empty (the local server by default). */
+  readonly targets: ReadonlyArray<ITargetConfig>;
+  /** Emitted when the settings change the list. */
+  readonly changed: ISignal<IDeploymentTargets, ReadonlyArray<ITargetConfig>>;
+}
