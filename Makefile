@@ -85,3 +85,9 @@ bench-frontier: setup
 .PHONY: bench-reliability
 bench-reliability: setup
 	$(BIN)/python benchmarks/reliability/run.py
+
+# The README's pictures of the Deployments panel (docs/deployments-panel-light.png, -dark.png),
+# taken by its Galata test on the real path; refreshed on request, never compared.
+.PHONY: screenshots
+screenshots: setup ui-tests/node_modules/.installed
+	cd ui-tests && UPDATE_SCREENSHOTS=1 jlpm playwright test tests/deployments.spec.ts
