@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESULTS = HERE / "results.json"
 REPORT = HERE / "REPORT.md"
-sys.path.insert(0, str(REPO / "jupyterlab_publish" / "tests"))  # the suite's helpers: adversarial, function_server
+# This checkout's package (the servers it starts run it too) and the suite's helpers.
+sys.path[:0] = [str(REPO), str(REPO / "jupyterlab_publish" / "tests")]
 
 from adversarial.live import CATALOGUE_FLAGS, SOAK_FLAGS, SOAK_PROCESSES, lost, snapshot, start, witness  # noqa: E402
 from adversarial.runner import run_catalogue as run_all  # noqa: E402
@@ -111,7 +112,9 @@ def run_soak(workdir: Path, options: argparse.Namespace) -> dict:
 
 
 def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # Probe messages quote what the server sent, control bytes included: keep the table one line.
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text).replace("\n", " "))
+    return text.replace("|", "\\|")
 
 
 def _errors(kinds: dict) -> str:

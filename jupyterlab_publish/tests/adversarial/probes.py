@@ -45,7 +45,7 @@ class Probe:
     codes: Optional[tuple] = None  # per answer: error codes accepted (None: any known code)
     check: Optional[Callable] = None  # (Live, answers) -> a problem, or None
     custom: Optional[Callable] = None  # (Live, deadline) -> (answers, problems)
-    timeout: float = 5.0  # the hard bound on the whole probe; a timeout is a failure
+    timeout: float = 3.0  # the hard bound on the whole probe (ms are typical); a timeout is a failure
     slow: bool = False  # a slow-client probe: run with the others of its kind, concurrently
 
 
@@ -371,13 +371,12 @@ def _paths() -> list:
     P = lambda name, what, send, expect, **kw: Probe(name, "paths", what, send, expect, **kw)
     return [
         P("subpath-post-keyed", "POST /functions/keyed/anything without a key (must not hang)",
-          (req("POST", "/functions/keyed/anything", b"[1]"),), (S(401, 404, 405),), timeout=4.0),
+          (req("POST", "/functions/keyed/anything", b"[1]"),), (S(401, 404, 405),)),
         P("subpath-post-open", "POST /functions/open/anything", (req("POST", "/functions/open/anything", b"[1]"),),
-          (S(404, 405),), timeout=4.0),
-        P("subpath-get-open", "GET /functions/open/anything", (req("GET", "/functions/open/anything"),), (S(404),),
-          timeout=4.0),
+          (S(404, 405),)),
+        P("subpath-get-open", "GET /functions/open/anything", (req("GET", "/functions/open/anything"),), (S(404),)),
         Probe("subpath-flood", "paths", "12 concurrent POST /functions/open/anything, then a call",
-              expect=(S(404, 405),) * 12 + (S(200),), custom=_subpath_flood, timeout=6.0),
+              expect=(S(404, 405),) * 12 + (S(200),), custom=_subpath_flood, timeout=4.0),
         P("dotdot-to-admin", "/functions/open/../../api/functions/keyed/rollback with a function key",
           (req("POST", "/functions/open/../../api/functions/keyed/rollback", key="{key:keyed}"),),
           (S(400, 401, 404, 405),)),
@@ -435,10 +434,10 @@ def _bodies() -> list:
               expect=(S(413),), stream=lambda live: (big_head(live.key("keyed"))(live), bytes(MiB), BIG // MiB)),
         Probe("relayed-upload-before-auth", "bodies",
               "a call, then an unauthenticated 48 MiB upload on the handed-off connection",
-              expect=(S(200), S(401, 413)), custom=_relayed_body_before_auth, timeout=8.0),
+              expect=(S(200), S(401, 413)), custom=_relayed_body_before_auth, timeout=5.0),
         Probe("slow-call-after-quick-calls", "bodies",
               "8 quick calls (the function goes inline), then a 4 s call: 504 at --request-timeout, others served",
-              expect=(S(504),), codes=(S("timeout"),), custom=_slow_call_after_quick_ones, timeout=8.0),
+              expect=(S(504),), codes=(S("timeout"),), custom=_slow_call_after_quick_ones, timeout=7.0),
     ]
 
 
