@@ -247,7 +247,8 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
             log.info("draining: finishing the calls in progress (at most %g s; signal again to stop now)",
                      settings.drain_timeout)
             if front is not None:
-                await front.close()  # new connections are refused from here on
+                await front.close()
+            sock.close()  # new connections are refused from here on; those in progress go on
             while not task.done() and not server.force_exit and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             if task.done():

@@ -1,0 +1,131 @@
+"""The server's lifecycle under SIGTERM, against a real ``jupyter publish serve`` on 127.0.0.1.
+
+The first SIGTERM drains: new connections are refused, a call in flight finishes with its answer,
+the workers stop, ``server.json`` goes and the process exits 0 with its state intact. A second
+SIGTERM, or ``--drain-timeout`` passing, ends it at once (exit status 1) and stops the workers.
+A call is known to be in flight when the worker has logged that it started; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from jupyterlab_publish.state.paths import read_server_info
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals and /proc")
+
+from function_server import WAIT, Server, alive, call, make_bundle, wait_for, worker_pids  # noqa: E402
+
+SLOW = """
+def slow(seconds, tag):
+    import time
+    print("call started:", tag, flush=True)  # to worker.log: the test waits for this line
+    time.sleep(seconds)
+    return "finished " + tag
+"""
+
+
+def _publish_slow(server: Server, tmp: Path):
+    return server.target().push(make_bundle(tmp, SLOW, "slow", "slow"), lambda *a, **k: None)
+
+
+def _call_in_background(deployment, seconds: float, tag: str) -> dict:
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["answer"] = call(deployment.url, [seconds, tag], key=deployment.key)
+        except Exception as exc:  # a dropped connection is an outcome too
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def _wait_in_flight(server: Server, tag: str) -> None:
+    log = server.state / "functions" / "slow" / "v1" / "worker.log"
+    wait_for(lambda: log.exists() and f"call started: {tag}" in log.read_text(), f"call {tag} to start")
+
+
+def _refuses_connections(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_lets_the_call_in_flight_finish_then_exits_0_with_state_intact(tmp_path):
+    server = Server(tmp_path / "state").start()
+    try:
+        deployment = _publish_slow(server, tmp_path)
+        workers = worker_pids(server.state, "slow")
+        in_flight = _call_in_background(deployment, 3, "first")
+        _wait_in_flight(server, "first")
+        server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: _refuses_connections(server.url), "the server to stop accepting")
+        in_flight["thread"].join(WAIT)
+        assert in_flight.get("answer") == (200, "finished first"), in_flight
+        assert server.process.wait(WAIT) == 0
+        assert read_server_info(server.state) is None
+        assert not any(alive(pid) for pid in workers)
+        log = (tmp_path / "state.log").read_text()
+        assert "draining" in log and "stopping now" not in log
+    finally:
+        server.stop()
+
+    restarted = Server(server.state).start()  # the function, its key and its versions survived
+    try:
+        assert call(deployment.url.replace(server.url, restarted.url), [0, "again"], key=deployment.key) \
+            == (200, "finished again")
+    finally:
+        restarted.stop()
+
+
+def test_a_second_sigterm_stops_at_once_and_takes_the_workers_with_it(tmp_path):
+    server = Server(tmp_path / "state").start()
+    try:
+        deployment = _publish_slow(server, tmp_path)
+        workers = worker_pids(server.state, "slow")
+        in_flight = _call_in_background(deployment, 600, "stuck")
+        _wait_in_flight(server, "stuck")
+        server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "draining" in (tmp_path / "state.log").read_text(), "the drain to begin")
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(WAIT) == 1
+        wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to be stopped")
+        assert read_server_info(server.state) is None
+        assert "stopping now: asked twice" in (tmp_path / "state.log").read_text()
+        in_flight["thread"].join(WAIT)
+        assert "answer" not in in_flight or in_flight["answer"][0] >= 500, in_flight
+    finally:
+        server.stop()
+
+
+def test_the_drain_bound_ends_a_drain_that_would_not_finish(tmp_path):
+    server = Server(tmp_path / "state", "--drain-timeout", "1").start()
+    try:
+        deployment = _publish_slow(server, tmp_path)
+        workers = worker_pids(server.state, "slow")
+        in_flight = _call_in_background(deployment, 600, "long")
+        _wait_in_flight(server, "long")
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(WAIT) == 1
+        wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to be stopped")
+        assert "did not finish within 1 s" in (tmp_path / "state.log").read_text()
+        in_flight["thread"].join(WAIT)
+        assert "answer" not in in_flight or in_flight["answer"][0] >= 500, in_flight
+    finally:
+        server.stop()
+    assert os.path.exists(server.state / "state.db") and (server.state / "token").read_text().strip() == server.token
