@@ -12,6 +12,15 @@ The hash covers the Python minor version and the normalised lines of the bundle'
 the same environment, built once. Building happens in a temporary directory beside the final one
 and ends with a rename, so an environment directory either is complete or does not exist; a crash
 mid-build leaves only a ``.building`` directory, removed by the next build of that hash.
+
+Supply chain. A lock whose every line carries ``--hash=sha256:...`` is installed as it stands with
+``--require-hashes``: every file uv installs must match. (The kernel can only record the hash of a
+distribution it installed from an archive, so its locks are hashed where it knows: uv checks those
+hashes as constraints.) A locked distribution with an ``origin`` in the manifest (installed in the
+kernel from a directory, a VCS URL or an archive, not from an index) is never looked up on the
+index, where another package could own its name: it is installed from a ``--find-links`` wheelhouse
+that holds that name and version (pinned to that file), and the publish is refused, naming it,
+when none does.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
 from ..bundle.format import LOCK_FILE, REQUIREMENTS_FILE
-from ..requirement import Requirement
+from ..requirement import Requirement, canonical_name
 from ..state.atomic import write_atomically
 from ..state.lock import exclusive_lock
 from .environment import EnvironmentMismatch, EnvironmentResolver, WorkerEnvironment, check_python_minor
@@ -104,6 +116,47 @@ def lock_hash(minor: str, requirements: str, lock: Optional[str] = None) -> str:
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
+def fully_hashed(lock: Optional[str]) -> bool:
+    """True if every requirement line of the lock pins a version and carries a sha256 hash."""
+    if not lock:
+        return False
+    lines = [line for line in canonical_requirement_lines(lock) if not line.startswith("-")]
+    return bool(lines) and all("==" in line and "--hash=sha256:" in line for line in lines)
+
+
+def _wheelhouse_files(directories: Sequence[Path], name: str, version: str) -> list:
+    """The wheels, then the sdists, of ``name`` ``version`` in the wheelhouses."""
+    wanted_name, wheels, sdists = canonical_name(name), [], []
+    try:
+        wanted_version = Version(version)
+    except InvalidVersion:
+        return []
+    for directory in directories:
+        for path in sorted(directory.iterdir()):
+            try:
+                if path.name.endswith(".whl"):
+                    file_name, file_version, _, _ = parse_wheel_filename(path.name)
+                    found = wheels
+                elif path.name.endswith((".tar.gz", ".zip")):
+                    file_name, file_version = parse_sdist_filename(path.name)
+                    found = sdists
+                else:
+                    continue
+            except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+                continue
+            if file_name == wanted_name and file_version == wanted_version:
+                found.append(path)
+    return wheels + sdists
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -142,8 +195,9 @@ class UvEnvironments(EnvironmentResolver):
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._hash_lock(key):
             if not self._usable(env_dir):
+                pinned_files = self._local_distributions(manifest)  # refuses before anything is installed
                 base = self._interpreter_for(wanted)
-                self._build(key, env_dir, base, wanted, bundle_dir, requirements, lock is not None, manifest)
+                self._build(key, env_dir, base, wanted, bundle_dir, requirements, lock, manifest, pinned_files)
             self._touch(env_dir)
         return WorkerEnvironment(python=str(venv_python(env_dir)), minor=wanted, isolated=True)
 
@@ -159,6 +213,36 @@ class UvEnvironments(EnvironmentResolver):
             raise EnvironmentMismatch(f"cannot read the bundle's requirements: {exc}",
                                       "publish the function again") from exc
         return requirements, lock
+
+    def _local_distributions(self, manifest: dict) -> list:
+        """``name @ file://...`` for each locked distribution that did not come from an index, found in
+        the wheelhouses; EnvironmentMismatch naming those that are not there."""
+        pinned, missing = [], []
+        for entry in manifest.get("lock") or ():
+            if not isinstance(entry, dict) or not entry.get("origin"):
+                continue
+            name, version = str(entry.get("name", "")), str(entry.get("version", ""))
+            candidates = _wheelhouse_files(self.find_links, name, version)
+            wanted = entry.get("sha256")
+            if wanted:  # the kernel knows the very file it installed: only that one will do
+                candidates = [path for path in candidates if _sha256_of(path) == wanted]
+            if not candidates:
+                same = f" with the sha256 {wanted} of the file the kernel installed" if wanted else ""
+                missing.append(f"{name} {version}{same} (installed in the kernel from {entry['origin']})")
+            else:
+                pinned.append(f"{name} @ {candidates[0].as_uri()}")
+        if missing:
+            where = ("; the wheelhouses given to --find-links (" + ", ".join(map(str, self.find_links)) +
+                     ") do not hold them") if self.find_links else ""
+            raise EnvironmentMismatch(
+                "the function needs distributions that were not installed from a package index: "
+                f"{'; '.join(missing)}. The server does not look them up on its index, where another "
+                f"package could own the same name{where}",
+                "build a wheel of each (pip wheel --no-deps <its directory or URL> -w WHEELHOUSE) and start the "
+                "function server with --find-links WHEELHOUSE, or publish them to an index the server trusts and "
+                "reinstall them from there in the kernel",
+            )
+        return pinned
 
     def _interpreter_for(self, wanted: str) -> str:
         """The base interpreter for the bundle's Python minor: the server's, or one uv finds locally."""
@@ -181,7 +265,7 @@ class UvEnvironments(EnvironmentResolver):
         return (env_dir / METADATA_FILE).is_file() and venv_python(env_dir).exists()
 
     def _build(self, key: str, env_dir: Path, base: str, minor: str, bundle_dir: Path,
-               requirements: str, has_lock: bool, manifest: dict) -> None:
+               requirements: str, lock: Optional[str], manifest: dict, pinned_files: Sequence = ()) -> None:
         uv = find_uv()
         for stale in self.root.glob(f".{key}.*.building"):  # left by a crash; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
@@ -195,12 +279,22 @@ class UvEnvironments(EnvironmentResolver):
             # --relocatable: the environment is built under a temporary name and then renamed.
             self._run(uv, ["venv", "--python", base, "--relocatable", "--no-project", "--no-python-downloads",
                            "--quiet", str(building)], "create the virtual environment", name)
-            install = ["pip", "install", "--python", str(venv_python(building)), "--no-python-downloads",
-                       "-r", str(bundle_dir / REQUIREMENTS_FILE)]
-            if has_lock:
+            install = ["pip", "install", "--python", str(venv_python(building)), "--no-python-downloads"]
+            hashed = fully_hashed(lock)
+            if hashed:
+                # Every file must match the lock's hashes; the lock is then the complete list.
+                install += ["-r", str(bundle_dir / LOCK_FILE), "--require-hashes"]
+            else:
+                install += ["-r", str(bundle_dir / REQUIREMENTS_FILE)]
+            if lock is not None and not hashed:
                 # The lock pins the whole closure; as constraints it fixes versions without adding
-                # packages the platform here does not need.
+                # packages the platform here does not need (and uv checks the hashes it carries).
                 install += ["-c", str(bundle_dir / LOCK_FILE)]
+            if pinned_files:
+                # Distributions the index must not supply, pinned to their wheelhouse files.
+                local = building / "local-distributions.txt"
+                local.write_text("".join(f"{line}\n" for line in pinned_files), "utf-8")
+                install += ["-c", str(local)]
             if self.offline:
                 install += ["--offline", "--no-index"]
             for directory in self.find_links:
@@ -209,7 +303,8 @@ class UvEnvironments(EnvironmentResolver):
             seconds = round(time.monotonic() - started, 3)
             metadata = {
                 "hash": key, "python": base, "minor": minor, "requirements": canonical_requirement_lines(requirements),
-                "locked": has_lock, "offline": self.offline, "created": _now(), "build_seconds": seconds,
+                "locked": lock is not None, "hashes_required": hashed, "from_wheelhouse": list(pinned_files),
+                "offline": self.offline, "created": _now(), "build_seconds": seconds,
                 "built_for": name, "last_used": _now(),
             }
             write_atomically(building / METADATA_FILE, json.dumps(metadata, indent=1))
