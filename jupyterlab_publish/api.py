@@ -119,6 +119,9 @@ def publish(
     """
     # bundle/ (cloudpickle) and targets/ load at the first publish, not when the kernel's comm opens.
     from .bundle import build_bundle
+    from .bundle.batching import resolve_batching  # (as above)
+    from .bundle.build import NOT_RUN  # (as above)
+    from .bundle.sample import normalise_sample, run_sample_cancellable  # (as above)
     from .targets import get_target  # (as above)
 
     _check_callable(fn, "fn")
@@ -127,6 +130,8 @@ def publish(
     name = check_endpoint_name(name if name is not None else default_endpoint_name(fn))
     report_progress = _progress_reporter(progress, cancel)
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
+    if not new_version:
+        _refuse_taken_name(deploy_target, name)  # before anything is built, not after the pre-flight
 
     report_progress("analysing", 0.0, f"Analysing {fn.__name__}")
     # Sizes are not measured here (that would pickle everything twice): the bundle's own pickle is
@@ -141,6 +146,15 @@ def publish(
     else:
         chosen = declared_requirements(requirements)
 
+    sample_output = NOT_RUN
+    if sample is not None:
+        # Its own stage: a slow function makes it the longest one, and Cancel stops it.
+        report_progress("sample", 0.0, f"Running {fn.__name__} on the sample input")
+        sample = normalise_sample(sample)
+        sample_output = run_sample_cancellable(
+            fn, sample, validator, batching=resolve_batching(fn, batching), cancel=cancel
+        )
+        report_progress("sample", 1.0, f"{fn.__name__} answered the sample")
     report_progress("pickling", 0.0, f"Pickling {fn.__name__} and what it captures")
     with tempfile.TemporaryDirectory(prefix="jupyterlab-publish-") as tmp:
         bundle = build_bundle(
@@ -154,6 +168,7 @@ def publish(
             preload_modules=report.preload_modules,
             provenance=_provenance(fn, provenance),
             batching=batching,
+            sample_output=sample_output,
         )
         _refuse_oversized_bundle(fn, bundle)
         report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
@@ -165,6 +180,9 @@ def publish(
             except PublishError as exc:
                 raise _with_hint_reason(exc, report.hints) from None
         report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
+        # From here the target may switch traffic at any moment: a cancel can no longer promise that
+        # nothing changed, so it is no longer honoured (the kernel answers "too late" to it).
+        report_progress.committed = True  # type: ignore[attr-defined]
         deployment = deploy_target.push(bundle, report_progress, new_version=new_version, public=public)
     report_progress("done", 1.0, deployment.url)
     return deployment
@@ -250,15 +268,41 @@ def _label(fn: Callable[..., Any]) -> str:
 
 
 def _progress_reporter(progress: ProgressCallback | None, cancel: threading.Event | None) -> ProgressCallback:
-    """Wrap the caller's callback so every progress point is also a cancellation point."""
+    """Wrap the caller's callback so every progress point is also a cancellation point, until the
+    push begins (``report.committed``): after that a cancel could not keep its word."""
 
     def report(stage: str, fraction: float, message: str) -> None:
-        if cancel is not None and cancel.is_set():
+        if cancel is not None and cancel.is_set() and not report.committed:
             raise PublishError("cancelled", "Publishing was cancelled.", "Nothing was changed on the target.")
         if progress is not None:
             progress(stage, fraction, message)
 
+    report.committed = False  # type: ignore[attr-defined]
     return report
+
+
+def _refuse_taken_name(target, name: str) -> None:
+    """PublishError("name_taken") when ``name`` is live on ``target`` already, asked through ``show``.
+
+    Checked before anything is analysed or built, so the answer takes a request, not a pre-flight.
+    A target that keeps versions side by side (``dir:``) never refuses a name, and one without
+    ``show`` refuses it when pushed.
+    """
+    if "show" not in target.capabilities or target.kind == "dir":
+        return
+    try:
+        existing = target.show(name)
+    except PublishError as exc:
+        if exc.code == "not_found":
+            return
+        raise
+    live = f" (live version {existing.live_version})" if existing.live_version is not None else ""
+    raise PublishError(
+        "name_taken",
+        f"{name} is already published on {target.describe()['label']}{live}.",
+        "Publish it as a new version of that endpoint, or choose another name.",
+        {"name": name, "live_version": existing.live_version, "url": existing.url},
+    )
 
 
 def _provenance(fn: Callable[..., Any], given: dict[str, Any] | None) -> dict[str, Any]:

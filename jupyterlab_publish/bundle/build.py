@@ -39,6 +39,9 @@ from .provenance import build_provenance
 from .requirements_txt import plan_requirements, render_requirements_txt
 from .sample import normalise_sample, run_sample
 
+# ``build_bundle(sample_output=...)`` default: the caller has not run the sample (None is an answer).
+NOT_RUN = object()
+
 
 def build_bundle(
     fn,
@@ -52,6 +55,7 @@ def build_bundle(
     provenance=None,
     preload_modules=(),
     batching=None,
+    sample_output=NOT_RUN,
 ) -> Bundle:
     """Write the bundle for ``fn`` to ``dest_dir`` (which must not exist) and return it.
 
@@ -61,6 +65,8 @@ def build_bundle(
     ``preload_modules`` are submodules the service imports before unpickling (cloudpickle re-imports
     only those the kernel had imported when it pickled); ``batching`` (True or a dict, default: the
     function's @vectorized marker) serves it vectorised (see ``bundle/batching.py``).
+    ``sample_output``: the answer to ``sample`` when the caller ran it already (``api.publish`` runs
+    it as a stage of its own, cancellably), so it is not run twice.
     """
     check_endpoint_name(name)
     _check_callable(fn, "the function")
@@ -80,7 +86,10 @@ def build_bundle(
         files = {FUNCTION_FILE: dump_callable(fn, _label(fn))}
         if validator is not None:
             files[VALIDATOR_FILE] = dump_callable(validator, _label(validator))
-    sample_output = run_sample(fn, sample, validator, batching=batching) if sample is not None else None
+    if sample is None:
+        sample_output = None
+    elif sample_output is NOT_RUN:
+        sample_output = run_sample(fn, sample, validator, batching=batching)
 
     files[REQUIREMENTS_FILE] = render_requirements_txt(name, plan.lines).encode("utf-8")
     lock, unlocked = lock_requirements(plan.declared, plan.runtime, _label(fn))

@@ -7,7 +7,9 @@ the runtime's own functions, so the notebook and the service cannot disagree abo
 
 from __future__ import annotations
 
+import ctypes
 import json
+import threading
 import traceback
 
 from jupyterlab_publish.errors import PublishError
@@ -62,6 +64,52 @@ def run_sample(fn, sample, validator=None, batching=None):
                 "Give a sample the validator accepts, or fix the validator.",
             )
     return _answer(name, lambda: fn(*args, **kwargs))
+
+
+class _SampleCancelled(BaseException):
+    """Raised inside the thread running the sample when the user cancels (a BaseException, so the
+    user's ``except Exception`` does not swallow it)."""
+
+
+def run_sample_cancellable(fn, sample, validator=None, batching=None, cancel: threading.Event | None = None):
+    """``run_sample``, stopped promptly when ``cancel`` is set: PublishError("cancelled").
+
+    The sample runs in the kernel's publish thread, which no signal reaches (an interrupt goes to the
+    main thread). A watcher raises an exception inside it at its next bytecode instead; a long call
+    into C (one big matrix product) finishes first.
+    """
+    if cancel is None:
+        return run_sample(fn, sample, validator, batching=batching)
+    runner = threading.get_ident()
+    guard = threading.Lock()
+    state = {"running": True, "fired": False}
+
+    def watch() -> None:
+        while state["running"]:
+            if cancel.wait(0.05):
+                with guard:
+                    if state["running"]:
+                        state["fired"] = True
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                            ctypes.c_ulong(runner), ctypes.py_object(_SampleCancelled)
+                        )
+                return
+
+    watcher = threading.Thread(target=watch, name="jupyterlab-publish-sample-watch", daemon=True)
+    watcher.start()
+    try:
+        try:
+            return run_sample(fn, sample, validator, batching=batching)
+        finally:
+            with guard:
+                state["running"] = False
+                fired = state["fired"]
+            if fired:  # fired as the sample returned: clear it so it cannot surface later
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(runner), None)
+                raise _SampleCancelled
+    except _SampleCancelled:
+        raise PublishError("cancelled", "Publishing was cancelled while the sample ran.",
+                           "Nothing was changed on the target.") from None
 
 
 def _run_batched_sample(fn, sample, validator, name):

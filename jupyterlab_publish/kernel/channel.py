@@ -28,6 +28,8 @@ class Channel:
         self._namespace = namespace
         self._send_lock = threading.Lock()
         self._cancel_events: dict[str, threading.Event] = {}
+        # requests whose publish reached the target (a stage of protocol.COMMITTED_STAGES)
+        self._committed: set[str] = set()
         self._publishing = threading.Lock()
 
     def handle_message(self, msg: dict[str, Any]) -> None:
@@ -69,6 +71,7 @@ class Channel:
             self._send(protocol.error(request.id, err))
         finally:
             self._cancel_events.pop(request.id, None)
+            self._committed.discard(request.id)
 
     def _publish(self, request: protocol.Request, cancel: threading.Event | None) -> dict[str, Any]:
         # One publish at a time per kernel: two would race for the same endpoint and bundle files.
@@ -81,15 +84,21 @@ class Channel:
             self._publishing.release()
 
     def _cancel(self, request: protocol.Request) -> None:
-        event = self._cancel_events.get(request.params["request_id"])
-        if event is not None:
+        """Cancel a running request, unless its publish reached the target: then say it is too late
+        (the new version goes live), rather than let the user believe nothing changed."""
+        target = request.params["request_id"]
+        event = self._cancel_events.get(target)
+        too_late = target in self._committed
+        if event is not None and not too_late:
             event.set()
-        self._send(protocol.result(request.id, {"cancelled": event is not None}))
+        self._send(protocol.result(request.id, {"cancelled": event is not None and not too_late, "too_late": too_late}))
 
     def _progress_sender(self, request_id: str) -> Callable[[str, float, str], None]:
         last = {"stage": None, "time": 0.0}
 
         def send(stage: str, fraction: float, message: str) -> None:
+            if stage in protocol.COMMITTED_STAGES:
+                self._committed.add(request_id)
             now = time.monotonic()
             if stage == last["stage"] and now - last["time"] < 1.0 / PROGRESS_PER_SECOND:
                 return

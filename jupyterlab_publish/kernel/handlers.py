@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import shlex
 import threading
 from typing import Any, Callable
 
@@ -74,9 +77,51 @@ def publish(
         preflight=params.get("preflight") is not False,  # absent (older front ends): check
         public=params.get("public") is True,
     )
-    out = deployment.to_dict()
-    out["curl"] = deployment.curl(json.dumps(params["sample"]) if params.get("sample") is not None else None)
-    return out
+    return {**deployment.to_dict(), **call_instructions(deployment, fn, params.get("sample"))}
+
+
+# Where the result dialog tells a user to serve a bundle a ``dir:`` target wrote.
+SERVE_PORT = 8000
+
+
+def call_instructions(deployment, fn: Callable[..., Any], sample: Any) -> dict[str, Any]:
+    """``curl`` (a command that calls it), ``curl_note`` (what to change in it) and ``serve`` (for a
+    bundle no server serves: the commands that serve it, after which ``curl`` works).
+
+    Without a sample the body is built from the signature, a placeholder per parameter, since an
+    empty body answers 400 for any function that takes arguments.
+    """
+    if sample is not None:
+        body, note = json.dumps(sample), ""
+    else:
+        body, note = _placeholder_body(fn)
+    serve = None
+    if deployment.url.startswith("file:"):
+        bundle = deployment.bundle_path or deployment.url.removeprefix("file://")
+        env = f"/tmp/{deployment.name}-env"
+        serve = (
+            f"python -m venv {shlex.quote(env)} && "
+            f"{shlex.quote(env)}/bin/pip install -r {shlex.quote(bundle + '/requirements.txt')} && "
+            f"{shlex.quote(env)}/bin/python {shlex.quote(bundle + '/service.py')} --host 127.0.0.1 "
+            f"--port {SERVE_PORT} --bundle {shlex.quote(bundle)}"
+        )
+        deployment = dataclasses.replace(deployment, url=f"http://127.0.0.1:{SERVE_PORT}/functions/{deployment.name}")
+    return {"curl": deployment.curl(body), "curl_note": note, "serve": serve}
+
+
+def _placeholder_body(fn: Callable[..., Any]) -> tuple[str, str]:
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: say what to send instead
+        return "[]", "Send the function's positional arguments as a JSON array, or its named ones as an object."
+    named = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not named:
+        return "[]", ""
+    body = json.dumps({name: f"<{name}>" for name in named})
+    return body, (
+        f"No sample was given: replace each <…> with a JSON value for that parameter ({', '.join(named)}); "
+        "the body is an object of named arguments, or an array of positional ones."
+    )
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {

@@ -11,6 +11,7 @@ in each version, is docs/protocol.md.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from ..errors import ERROR_CODES, PublishError
@@ -18,11 +19,12 @@ from ..errors import ERROR_CODES, PublishError
 COMM_TARGET = "jupyterlab_publish"
 # Bump on any incompatible change (and say what changed in docs/protocol.md); the front end refuses
 # a kernel speaking another version. Versioned apart from the package.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 METHODS = ("list_functions", "analyze", "publish", "cancel", "check_requirements")
 STAGES = (
     "analysing",
+    "sample",
     "pickling",
     "bundling",
     "preflight",
@@ -32,6 +34,17 @@ STAGES = (
     "smoke_test",
     "done",
 )
+
+# From this stage on the target may switch traffic: a cancel can no longer promise "nothing changed".
+COMMITTED_STAGES = frozenset(STAGES[STAGES.index("pushing"):])
+
+# Terminal colours and cursor moves (uv and pip colour their errors): never part of a message.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI_ESCAPE.sub("", text)
+
 
 # Required parameters per method and their JSON types; optional ones are checked by the handlers.
 _REQUIRED_PARAMS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -112,8 +125,19 @@ def result(request_id: str, value: dict) -> dict:
 
 
 def error(request_id: str | None, err: PublishError) -> dict:
+    """The error reply; colour codes a tool wrote into the message, hint or log are removed."""
     assert err.code in ERROR_CODES
-    return {"type": "error", "id": request_id, "error": err.to_dict()}
+    return {"type": "error", "id": request_id, "error": _without_ansi(err.to_dict())}
+
+
+def _without_ansi(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_ansi(value)
+    if isinstance(value, dict):
+        return {key: _without_ansi(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_ansi(item) for item in value]
+    return value
 
 
 def check_reply(data: Any) -> None:

@@ -136,7 +136,7 @@ def test_cancel_stops_a_publish_and_a_second_publish_is_busy(tmp_path):
     send(chan, "p2", "publish", function="slow", name="slow", target=f"dir:{tmp_path}")
     assert comm.wait_for("p2")["error"]["code"] == "busy"
     send(chan, "c1", "cancel", request_id="p1")
-    assert comm.wait_for("c1")["result"] == {"cancelled": True}
+    assert comm.wait_for("c1")["result"] == {"cancelled": True, "too_late": False}
     assert comm.wait_for("p1")["error"]["code"] == "cancelled"
     assert not any(tmp_path.iterdir())  # nothing half-written
 
