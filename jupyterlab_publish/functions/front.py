@@ -130,16 +130,12 @@ class Front:
         pool = self.workers.get(name)
         if pool is None:
             return False
-        control = pool.next_handoff_socket()
-        if control is None:
+        worker = pool.next_handoff_worker()
+        # False: the worker is gone or its queue is full, and our app serves this one (and restarts
+        # it). True: the worker serves it; we keep a copy only where the runtime shares its slot
+        # table (contract 3), to answer the client should the worker die mid-call.
+        if worker is None or not worker.hand_off(conn):
             return False
-        try:
-            socket.send_fds(control, [b"c"], [conn.fileno()])
-        except OSError:
-            # The worker is gone or its queue is full: our app serves this one (and restarts it).
-            return False
-        # The worker holds its own descriptor now; closing ours leaves the connection open.
-        conn.close()
         self.counters["handed_off"] += 1
         return True
 

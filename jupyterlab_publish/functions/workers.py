@@ -39,6 +39,7 @@ from ..bundle.format import runtime_contract
 from ..errors import PublishError
 from ..state.logs import tail
 from .environment import WorkerEnvironment
+from .handoff_slots import HandedConnections
 from .sandbox import Sandbox, private_workdir
 from .settings import ServingSettings
 
@@ -96,10 +97,12 @@ class RuntimeFeatures:
 
 
 # Every flag a server may pass beyond --host and --port, in the order it passes them.
-WORKER_FLAGS = ("--name", "--handoff-fd", "--upstream", "--timeout", "--concurrency", "--max-body")
+WORKER_FLAGS = ("--name", "--handoff-fd", "--upstream", "--timeout", "--concurrency", "--max-body",
+                "--allowed-hosts", "--slots-fd")
 RUNTIME_CONTRACTS = {
     1: RuntimeFeatures(1, frozenset({"--max-body"}), checks_keys=False),
-    2: RuntimeFeatures(2, frozenset(WORKER_FLAGS), checks_keys=True),
+    2: RuntimeFeatures(2, frozenset(WORKER_FLAGS[:6]), checks_keys=True),
+    3: RuntimeFeatures(3, frozenset(WORKER_FLAGS), checks_keys=True),
 }
 
 
@@ -162,6 +165,7 @@ class Launch:
     features: RuntimeFeatures
     keys_sha256: tuple = ()  # empty: public
     upstream: str = ""  # the server's URL, where a handed-off connection's other requests go
+    allowed_hosts: tuple = ()  # the Host names the server answers to (contract 3 workers check them too)
 
 
 # -- one process -----------------------------------------------------------------------------------
@@ -181,6 +185,9 @@ class Worker:
         # (docs/bundle-format.md, "Connection hand-off").
         self.handoff_socket: Optional[socket.socket] = None
         self.handoff_ready = False  # set once its /healthz says it serves handed-off connections
+        # Contract 3: our copies of the connections handed to it and the slot table saying what
+        # each is doing, so that clients get an answer if it dies (handoff_slots.py).
+        self.connections: Optional[HandedConnections] = None
         self.started_at = 0.0
         self.last_healthy = 0.0
         self.sandbox = launch.settings.sandbox or Sandbox("fallback")
@@ -218,7 +225,7 @@ class Worker:
             return 128 - code
         return code
 
-    def _command(self, handoff_fd: Optional[int], info_fd: Optional[int] = None) -> list:
+    def _command(self, handoff_fd: Optional[int], info_fd: Optional[int] = None, slots_fd: Optional[int] = None) -> list:
         launch, flags = self.launch, self.launch.features.flags
         command = list(launch.environment.command(self.bundle_dir, WORKER_HOST, self.port))
         wanted = [
@@ -228,6 +235,8 @@ class Worker:
             ("--timeout", launch.settings.request_timeout),
             ("--concurrency", launch.settings.concurrency),
             ("--max-body", launch.settings.max_body),
+            ("--allowed-hosts", ",".join(launch.allowed_hosts) or None),
+            ("--slots-fd", slots_fd),
         ]
         for flag, value in wanted:
             if flag in flags and value is not None:
@@ -247,9 +256,14 @@ class Worker:
             info_read, info_write = os.pipe()  # bwrap writes the sandboxed pid here (--info-fd)
         else:
             self.workdir = private_workdir()
-        passed = tuple(fd for fd in (child.fileno() if child is not None else None, info_write) if fd is not None)
+        slots_fd = None
+        if child is not None and "--slots-fd" in self.launch.features.flags:
+            self.connections = HandedConnections(self.name)
+            slots_fd = self.connections.fd
+        passed = tuple(fd for fd in (child.fileno() if child is not None else None, info_write, slots_fd)
+                       if fd is not None)
         try:
-            command = self._command(child.fileno() if child is not None else None, info_write)
+            command = self._command(child.fileno() if child is not None else None, info_write, slots_fd)
             rotate_log(self.log_path)
             with open(self.log_path, "ab") as log_file:
                 log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}"
@@ -268,6 +282,7 @@ class Worker:
         except BaseException:
             self._close_handoff()
             self._remove_workdir()
+            self._answer_handed("did not start")
             raise
         finally:
             if child is not None:
@@ -321,6 +336,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
                 self.process.wait()
+        self._answer_handed(self._exit_reason())
         self._remove_workdir()
         try:
             self.pid_path.unlink()
@@ -329,6 +345,39 @@ class Worker:
 
     async def stop(self, timeout: float = 5.0) -> None:
         await asyncio.to_thread(self.stop_blocking, timeout)
+
+    # -- handed-off connections (contract 3; handoff_slots.py) -----------------------------------
+
+    def hand_off(self, conn: socket.socket) -> bool:
+        """Pass an accepted connection to this worker; False if it cannot take it now."""
+        control = self.handoff_socket
+        if control is None:
+            return False
+        if self.connections is None:
+            try:
+                socket.send_fds(control, [b"c"], [conn.fileno()])  # contract 2: one byte per descriptor
+            except OSError:
+                return False
+            conn.close()  # the worker holds its own descriptor now; the connection stays open
+            return True
+        return self.connections.hand_off(control, conn)
+
+    def _exit_reason(self) -> str:
+        code = self.returncode
+        if code is None or code == 0:
+            return "stopped"
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with status {code}"
+
+    def _answer_handed(self, why: str) -> None:
+        """Once the process is gone: answer the clients it left (502 mid-call, 503 unread), close the rest."""
+        connections, self.connections = self.connections, None
+        if connections is not None:
+            connections.worker_gone(why)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return tail(self.log_path, lines)
@@ -473,8 +522,12 @@ class WorkerPool:
         return self._round_robin(self.running())
 
     def next_handoff_socket(self) -> Optional[socket.socket]:
-        worker = self._round_robin([w for w in self.running() if w.handoff_ready and w.handoff_socket is not None])
+        worker = self.next_handoff_worker()
         return worker.handoff_socket if worker is not None else None
+
+    def next_handoff_worker(self) -> Optional[Worker]:
+        """The next alive worker that takes connections (``worker.hand_off(conn)``), or None."""
+        return self._round_robin([w for w in self.running() if w.handoff_ready and w.handoff_socket is not None])
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return tail(self.version_dir / "worker.log", lines)
@@ -567,6 +620,9 @@ class WorkerPool:
                 self._restart(slot, f"has not answered /healthz for {self.launch.settings.health_timeout:g} s",
                               kill=True)
             else:
+                connections = worker.connections
+                if connections is not None:
+                    connections.sweep()  # our copies of the connections it has closed
                 if slot.crashes and now - worker.started_at >= HEALTHY_RESET:
                     slot.crashes = 0
                 if slot.probing is None and now - worker.last_healthy >= HEALTH_INTERVAL:

@@ -5,7 +5,7 @@ environment, next to ``manifest.json`` and ``function.pkl``:
 
     python service.py [--host 127.0.0.1] [--port 8000] [--bundle DIR] [--max-body BYTES]
                       [--name NAME] [--timeout SECONDS] [--concurrency N]
-                      [--handoff-fd FD] [--upstream URL]
+                      [--handoff-fd FD] [--upstream URL] [--allowed-hosts NAMES] [--slots-fd FD]
 
 They may import only the standard library, ``cloudpickle``, ``starlette`` and ``uvicorn``
 (``httptools`` and ``uvloop`` when installed) — never Jupyter and never ``jupyterlab_publish``. The
@@ -21,7 +21,8 @@ so importing this module needs neither starlette nor uvicorn (they are imported 
 
 Auth: when the environment variable ``JUPYTERLAB_PUBLISH_KEYS_SHA256`` holds comma-separated hex
 sha256 digests of the accepted keys, POST needs ``Authorization: Bearer <key>`` (else 401); unset
-or empty, the function is public. GET routes are always open.
+or empty, the function is public. GET routes are open, but show a keyed function's sample only
+to callers that send its key.
 
 The flags, that variable, the routes and the hand-off are runtime contract ``RUNTIME_CONTRACT``
 (docs/bundle-format.md, "Runtime contracts"): change them only with a new contract number.
@@ -59,7 +60,7 @@ DEFAULT_HOST = "127.0.0.1"  # loopback by default: exposing a function is the op
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY = service_http.DEFAULT_MAX_BODY
 DEFAULT_CONCURRENCY = service_http.DEFAULT_CONCURRENCY
-GRACEFUL_SHUTDOWN = 5.0  # seconds answers in progress get after SIGTERM
+GRACEFUL_SHUTDOWN = 5.0  # seconds answers in progress get after SIGTERM, when no --timeout bounds them
 
 log = logging.getLogger("jupyterlab_publish.service")
 
@@ -67,7 +68,8 @@ log = logging.getLogger("jupyterlab_publish.service")
 def create_endpoint(bundle_dir, *, key_digests: tuple | None = None, **options):
     """Load the bundle in ``bundle_dir`` and build its FunctionEndpoint (BundleError, SettingsError).
 
-    ``options`` are name, max_body, timeout, concurrency and upstream; ``key_digests`` (sha256
+    ``options`` are name, max_body, timeout, concurrency, upstream, allowed_hosts and own_hosts;
+    ``key_digests`` (sha256
     digests of the accepted keys) defaults to what ``JUPYTERLAB_PUBLISH_KEYS_SHA256`` says.
     """
     if key_digests is None:
@@ -98,6 +100,26 @@ def _is_socket(fd: int) -> bool:
         return stat.S_ISSOCK(os.fstat(fd).st_mode)
     except OSError:
         return False
+
+
+def _is_file(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def own_hosts(host: str, port: int) -> tuple:
+    """The Host names the worker's own address goes by (the server's probes and proxied calls)."""
+    names = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if host in ("127.0.0.1", "::1"):
+        names.append(f"localhost:{port}")
+    return tuple(names)
+
+
+def graceful_timeout(timeout: float | None) -> float:
+    """Seconds calls in progress get after SIGTERM: long enough for a call to get its 504."""
+    return GRACEFUL_SHUTDOWN if timeout is None else timeout + 1.0
 
 
 def _let_calls_go(service) -> None:
@@ -133,15 +155,28 @@ def main(argv=None) -> int:
                         help="inherited AF_UNIX socket over which the function server passes connections")
     parser.add_argument("--upstream", default=None, metavar="URL",
                         help="the function server: other paths on handed-off connections are relayed there")
+    parser.add_argument("--allowed-hosts", default=None, metavar="NAMES",
+                        help="comma-separated Host names (host or host:port) requests may name; others, and "
+                             "requests from pages of other sites, get 403 (default: no check)")
+    parser.add_argument("--slots-fd", type=int, default=None, metavar="FD",
+                        help="inherited file the server maps too: the state of each handed-off connection")
     options = parser.parse_args(argv)
     if options.handoff_fd is not None and not _is_socket(options.handoff_fd):
         print(f"error: --handoff-fd {options.handoff_fd} is not an open socket of this process; pass the "
               "descriptor of an inherited AF_UNIX socket (subprocess pass_fds)", file=sys.stderr)
         return 2
+    if options.slots_fd is not None and not _is_file(options.slots_fd):
+        print(f"error: --slots-fd {options.slots_fd} is not an open file of this process; pass the descriptor "
+              "of the slot table the server created (subprocess pass_fds)", file=sys.stderr)
+        return 2
     try:
         service = create_endpoint(options.bundle, name=options.name, max_body=options.max_body,
-                                  timeout=options.timeout, concurrency=options.concurrency, upstream=options.upstream)
-    except (service_contract.BundleError, service_http.SettingsError) as exc:
+                                  timeout=options.timeout, concurrency=options.concurrency, upstream=options.upstream,
+                                  allowed_hosts=options.allowed_hosts,
+                                  own_hosts=own_hosts(options.host, options.port))
+        if options.slots_fd is not None:
+            service.slots = service_handoff.SlotTable(options.slots_fd)
+    except (service_contract.BundleError, service_http.SettingsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     handler = logging.StreamHandler()
@@ -152,9 +187,10 @@ def main(argv=None) -> int:
     print(f"serving {service.served.name!r} at http://{options.host}:{options.port}/ and {service.prefix}{handoff}",
           file=sys.stderr, flush=True)
     # One process: the function's state (a model, caches) lives once; scale with more processes.
-    # A call hung in a thread must not hold a shutdown forever: answers still due get a few seconds.
+    # A call hung in a thread must not hold a shutdown forever: answers still due get until their
+    # timeout (then a 504), or a few seconds when calls have no timeout.
     config = service_handoff.uvicorn_config(service.private_app, host=options.host, port=options.port,
-                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+                                            timeout_graceful_shutdown=graceful_timeout(options.timeout))
     server = service_handoff.make_server(config, service, options.handoff_fd)
     service_handoff.run_event_loop(server.serve())
     _let_calls_go(service)

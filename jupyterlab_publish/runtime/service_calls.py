@@ -7,9 +7,17 @@ a timeout (504) or the JSON answer (200), so the HTTP layer only writes bytes.
 A thread hop costs more than a trivial call, so a quick function runs inline on the event loop.
 The first calls run in threads to find out (a first call may load a model for a minute); a slow
 inline call sends the function back to threads, and a window of quick thread calls (growing after
-each failed try) brings it back. ``--timeout`` applies to calls in threads only: nothing can
-interrupt Python code running on the loop, so a hung inline call is the supervisor's to handle (it
-restarts a worker whose /healthz stops answering).
+each failed try) brings it back.
+
+Nothing can make the event loop serve others while Python code runs on it, so an inline call is
+bounded instead: ``InlineWatchdog`` (one thread, started when a function first goes inline) stops
+an inline call that holds the loop longer than ``min(INLINE_LIMIT, --timeout)`` by raising
+``InlineOverrun`` inside it (a signal to the main thread, which also breaks a sleep), answers that
+call 504 and sends the function back to threads, where ``--timeout`` applies as usual. So every call
+gets its answer within the timeout, other calls wait at most ``INLINE_LIMIT`` behind an inline one,
+and the fast path costs two attribute stores per call. Moving the call to a thread instead would
+run it twice; waiting for it in a thread for every call would cost the hop we avoid. Where no
+signal can reach the loop's thread (the loop is not on the main thread), calls stay in threads.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import bisect
 import inspect
 import json
 import logging
+import signal
+import threading
 import time
 
 try:
@@ -33,6 +43,8 @@ SLOW_CALL = 0.010  # seconds: one call longer than this blocks other requests to
 FIRST_WINDOW = 5
 RETRY_WINDOW = 256
 MAX_RETRY_WINDOW = 65536
+INLINE_LIMIT = 0.5  # seconds an inline call may hold the event loop before it is stopped (504)
+_WATCHDOG_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 # Upper bounds (seconds) of the latency histogram /stats reports (Prometheus' defaults, extended).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -66,6 +78,64 @@ def timeout_answer(timeout: float) -> tuple:
         hint="the call may still be running in the worker; send less work per call, or ask the operator for a "
              "longer --timeout",
     )
+
+
+def overrun_answer(limit: float) -> tuple:
+    return 504, error_body(
+        "timeout", f"the call held the worker for more than {limit:g} s and was stopped, so that the calls "
+        "waiting behind it are answered (it ran on the event loop because earlier calls were quick)",
+        hint="the function now runs in threads, where the worker's --timeout applies: send the call again",
+    )
+
+
+class InlineOverrun(BaseException):
+    """Raised inside an inline call that held the event loop too long (a BaseException, like
+    KeyboardInterrupt, so the function's own ``except Exception`` does not swallow it)."""
+
+
+class InlineWatchdog:
+    """Stops an inline call that holds the event loop longer than ``limit`` (see the module doc).
+
+    The loop's thread writes ``started`` before each inline call and clears it after; a daemon thread
+    polls it. On an overrun it sends ``_WATCHDOG_SIGNAL`` to the loop's (main) thread, whose handler
+    raises ``InlineOverrun`` only if that same call is still running, so a late signal is harmless.
+    """
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.started = 0.0  # perf_counter() when the inline call in progress began; 0.0: none
+        self.calls = 0  # inline calls begun; names the call the watchdog stopped
+        self.stopped = -1
+        self.thread = None
+        self.loop_thread = None
+
+    def start(self) -> bool:
+        """Start watching (on the loop's thread); False if no signal can reach this thread."""
+        if self.thread is not None:
+            return True
+        if _WATCHDOG_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+            return False
+        signal.signal(_WATCHDOG_SIGNAL, self._on_signal)
+        self.loop_thread = threading.get_ident()
+        self.thread = threading.Thread(target=self._watch, name="jupyterlab-publish-watchdog", daemon=True)
+        self.thread.start()
+        return True
+
+    def _watch(self) -> None:
+        interval = min(0.05, self.limit / 10)
+        while True:
+            time.sleep(interval)
+            started, calls = self.started, self.calls
+            if started and calls != self.stopped and time.perf_counter() - started > self.limit:
+                self.stopped = calls
+                try:
+                    signal.pthread_kill(self.loop_thread, _WATCHDOG_SIGNAL)
+                except OSError:  # the loop's thread is gone: the process is exiting
+                    return
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.started and self.stopped == self.calls:
+            raise InlineOverrun
 
 
 class Stats:
@@ -141,6 +211,8 @@ class Caller:
         self.executor = executor
         self.timeout = timeout
         self.inline = False  # the first calls run in threads: a first call may load a model for a minute
+        self.watchdog = InlineWatchdog(min(INLINE_LIMIT, timeout or INLINE_LIMIT))
+        self.may_inline = True  # False once the watchdog cannot run here: then calls stay in threads
         self.window = FIRST_WINDOW
         self._retry = RETRY_WINDOW
         self._seen = 0
@@ -164,14 +236,28 @@ class Caller:
         return encode_result(result)
 
     def call_inline(self, args, kwargs) -> tuple:
-        started = time.perf_counter()
-        answer = self.call(args, kwargs)
+        watchdog = self.watchdog
+        watchdog.calls += 1
+        started = watchdog.started = time.perf_counter()
+        try:
+            answer = self.call(args, kwargs)
+            watchdog.started = 0.0  # inside the try: a signal landing just before this is still caught
+        except InlineOverrun:
+            watchdog.started = 0.0
+            log.error("an inline call held the event loop for more than %g s and was stopped", watchdog.limit)
+            answer = overrun_answer(watchdog.limit)
         elapsed = time.perf_counter() - started
         self._mean += (elapsed - self._mean) * 0.1
         if elapsed > SLOW_CALL or self._mean > QUICK_CALL:
             self.inline = False  # back to threads; each failed try waits longer before the next
             self.window, self._retry = self._retry, min(self._retry * 2, MAX_RETRY_WINDOW)
         return answer
+
+    def _start_watchdog(self) -> bool:
+        if self.may_inline and self.watchdog.start():
+            return True
+        self.may_inline = self.inline = False
+        return False
 
     def call_in_thread(self, args, kwargs) -> tuple:
         started, cpu = time.perf_counter(), time.thread_time()
@@ -186,14 +272,15 @@ class Caller:
             quick = self._slowest <= SLOW_CALL and self._cpu / self._seen <= QUICK_CALL
             self._seen, self._slowest, self._cpu, self._mean = 0, 0.0, 0.0, 0.0
             self.window = self._retry
-            self.inline = quick
+            self.inline = quick and self.may_inline
         return answer
 
     async def __call__(self, args, kwargs) -> tuple:
         if self.inline:
-            # Runs on the event loop: --timeout cannot interrupt it (nothing can interrupt Python code
-            # from outside), but a call slower than SLOW_CALL moves the function to threads at once.
-            return self.call_inline(args, kwargs)
+            # Runs on the event loop, watched (module doc): a call slower than SLOW_CALL moves the
+            # function to threads at once, one that overruns the watchdog's limit is stopped.
+            if self.watchdog.thread is not None or self._start_watchdog():
+                return self.call_inline(args, kwargs)
         future = asyncio.get_running_loop().run_in_executor(self.executor, self.call_in_thread, args, kwargs)
         if self.timeout is None:
             return await future

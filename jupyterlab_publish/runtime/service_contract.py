@@ -30,7 +30,7 @@ BUNDLE_FORMAT_VERSION = 1
 # keys variable, the hand-off socket, /healthz and /stats). Versioned apart from the format and the
 # package; docs/bundle-format.md, "Runtime contracts", says what each number means. Raise it
 # whenever a server must start or call this runtime differently than the previous one.
-RUNTIME_CONTRACT = 2
+RUNTIME_CONTRACT = 3
 
 # The defaults of ``jupyterlab_publish.vectorized`` and ``publish(batching=True)``.
 DEFAULT_MAX_BATCH_SIZE = 64

@@ -163,8 +163,11 @@ def request_schema(parameters: list, batching: dict | None) -> dict:
 
 
 def openapi_document(served: contract.ServedBundle, *, path: str = "/", auth: bool = False, timeout: bool = False,
-                     parameters: list | None = None) -> dict:
-    """An OpenAPI 3.1 description of the service, each parameter typed from the signature's hints."""
+                     parameters: list | None = None, with_sample: bool = True) -> dict:
+    """An OpenAPI 3.1 description of the service, each parameter typed from the signature's hints.
+
+    ``with_sample=False`` leaves out the sample input and output (a keyed function's, for a caller
+    without the key: they may hold real data)."""
     fn = served.manifest.get("function") or {}
     if parameters is None:
         parameters = describe_parameters(served.function)
@@ -174,10 +177,10 @@ def openapi_document(served: contract.ServedBundle, *, path: str = "/", auth: bo
         return {"description": description, "content": {"application/json": {"schema": error}}}
 
     request_content = {"schema": request_schema(parameters, served.batching)}
-    if served.manifest.get("sample") is not None:
+    if with_sample and served.manifest.get("sample") is not None:
         request_content["example"] = served.manifest["sample"]
     ok_content = {"schema": {}}
-    if served.manifest.get("sample_output") is not None:
+    if with_sample and served.manifest.get("sample_output") is not None:
         ok_content["example"] = served.manifest["sample_output"]
     responses = {
         "200": {"description": "the function's answer", "content": {"application/json": ok_content}},
@@ -280,11 +283,14 @@ def _script_json(value) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def docs_page(served: contract.ServedBundle, parameters: list, *, invoke_url: str, auth: bool) -> str:
-    """A self-contained HTML page (no external assets) documenting the function, with a try-it form."""
+def docs_page(served: contract.ServedBundle, parameters: list, *, invoke_url: str, auth: bool,
+              with_sample: bool = True) -> str:
+    """A self-contained HTML page (no external assets) documenting the function, with a try-it form.
+
+    ``with_sample=False`` leaves out the sample input and output (see ``openapi_document``)."""
     e = html.escape
     fn = served.manifest.get("function") or {}
-    sample = served.manifest.get("sample")
+    sample = served.manifest.get("sample") if with_sample else None
     if sample is None:
         sample = [] if not served.batching else [None]
     body = json.dumps(sample)
@@ -300,7 +306,12 @@ def docs_page(served: contract.ServedBundle, parameters: list, *, invoke_url: st
     if served.batching:
         how += (f". Concurrent requests are answered together in batches of up to "
                 f"{served.batching['max_batch_size']} items (waiting at most {served.batching['max_wait_ms']:g} ms)")
-    answer = served.manifest.get("sample_output")
+    if with_sample:
+        answer = served.manifest.get("sample_output")
+        sample_section = (f"<p>Request</p><pre>{e(json.dumps(served.manifest.get('sample'), indent=2))}</pre>\n"
+                          f"<p>Answer</p><pre>{e(json.dumps(answer, indent=2))}</pre>")
+    else:
+        sample_section = "<p class=muted>The sample is shown only to callers that send the function's key.</p>"
     key_input = ('<p><label>Key <input id="key" type="password" autocomplete="off" '
                  'placeholder="the function key"></label></p>') if auth else ""
     send_key = " Send <code>Authorization: Bearer &lt;key&gt;</code>." if auth else ""
@@ -317,8 +328,7 @@ def docs_page(served: contract.ServedBundle, parameters: list, *, invoke_url: st
 <p>POST JSON to <code>{e(invoke_url)}</code>: {how}.{send_key}</p>
 <pre id="curl">{e(curl)}</pre>
 <h2>Sample</h2>
-<p>Request</p><pre>{e(json.dumps(served.manifest.get('sample'), indent=2))}</pre>
-<p>Answer</p><pre>{e(json.dumps(answer, indent=2))}</pre>
+{sample_section}
 <h2>Try it</h2>
 <form id="try">{key_input}<textarea id="body" spellcheck="false">{e(body)}</textarea>
 <button type="submit">Call</button></form>

@@ -12,6 +12,7 @@ import json
 STATUS = {
     "bad_request": 400,  # the body is not JSON, or not arguments the function takes
     "unauthorized": 401,  # the function needs its key (Authorization: Bearer <key>)
+    "forbidden_origin": 403,  # a Host not served here, or a request from another site (contract 3)
     "not_found": 404,  # no such route on this worker
     "method_not_allowed": 405,  # a method the route does not take
     "payload_too_large": 413,  # the body exceeds --max-body
@@ -20,6 +21,7 @@ STATUS = {
     "unserialisable_result": 500,  # the function returned something JSON cannot carry
     "batch_error": 500,  # a batch of a vectorised function failed as a whole
     "bad_gateway": 502,  # the function server this worker relays to did not answer
+    "unavailable": 503,  # the worker is shutting down and runs no new calls (contract 3)
     "timeout": 504,  # the function did not answer within --timeout
 }
 

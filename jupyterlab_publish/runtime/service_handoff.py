@@ -9,6 +9,13 @@ uvicorn's own HTTP protocol class through ``loop.connect_accepted_socket``, keep
 with the protocol factory built the way uvicorn's ``Server.startup`` builds it. If that cannot be
 done with the installed uvicorn, /healthz says ``"handoff": false`` and the server keeps proxying.
 When the server closes its end (it exited), this worker shuts down.
+
+Contract 3 adds the slot table (``--slots-fd``): the server keeps its own copy of every descriptor
+it hands over and sends a slot number with it (``SLOT_PAYLOAD``) instead of the byte; the worker
+writes each connection's state into that slot of a file both map (``SlotTable``). When the worker
+dies, the server reads the table: a connection whose call was running gets a JSON 502, one never
+taken up a 503, the rest are closed; slots marked closed are reused. A slot write is a store into
+shared memory: no system call per request.
 """
 
 from __future__ import annotations
@@ -17,10 +24,52 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import mmap
 import os
 import socket
+import struct
 
 log = logging.getLogger("jupyterlab_publish.service")
+
+# The slot table (contract 3): one byte per slot, the server's and the worker's view of a connection.
+SLOT_FREE = 0  # no connection (the server holds no descriptor for it)
+SLOT_HANDED = 1  # sent to the worker, not yet taken up (the server wrote it)
+SLOT_IDLE = 2  # served by the worker, between requests
+SLOT_RUNNING = 3  # a request is being answered: the call (or a relayed request) runs
+SLOT_WRITING = 4  # the answer is being written
+SLOT_CLOSED = 5  # the worker closed the connection; the server closes its copy and frees the slot
+SLOT_PAYLOAD = struct.Struct("<I")  # what the server sends with each descriptor: its slot number
+UNTRACKED = 0xFFFFFFFF  # a descriptor sent without a slot (the table was full)
+
+
+class SlotTable:
+    """This worker's side of the slot table the server created and passed as ``--slots-fd``."""
+
+    def __init__(self, fd: int):
+        try:
+            size = os.fstat(fd).st_size
+            if size < 1:
+                raise ValueError(f"--slots-fd {fd} is an empty file; the server sizes it before starting the worker")
+            self.map = mmap.mmap(fd, size)  # MAP_SHARED, read and write: the server sees every store
+        finally:
+            os.close(fd)  # the mapping keeps the file
+        self.size = size
+
+    def set(self, slot: int, state: int) -> None:
+        self.map[slot] = state
+
+    def begin(self, slot_of: dict, scope) -> int | None:
+        """Mark the connection of ``scope`` as running a request; its slot, or None if untracked."""
+        slot = slot_of.get(scope.get("client"))
+        if slot is not None:
+            self.map[slot] = SLOT_RUNNING
+        return slot
+
+    def writing(self, slot: int) -> None:
+        self.map[slot] = SLOT_WRITING
+
+    def idle(self, slot: int) -> None:
+        self.map[slot] = SLOT_IDLE
 
 
 def uvicorn_config(app, **options):
@@ -64,12 +113,15 @@ class HandoffReceiver:
     request's bytes are still unread in the connection, so uvicorn parses it as if it had accepted.
     """
 
-    def __init__(self, fd: int, protocol_factory, on_closed):
+    def __init__(self, fd: int, protocol_factory, on_closed, slots: SlotTable | None = None,
+                 slot_of: dict | None = None):
         self.loop = asyncio.get_running_loop()
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self.protocol_factory = protocol_factory
         self.on_closed = on_closed
+        self.slots = slots
+        self.slot_of = slot_of if slot_of is not None else {}
         self.tasks: set = set()
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
@@ -82,8 +134,14 @@ class HandoffReceiver:
             except OSError as exc:
                 log.error("the hand-off socket failed: %s", exc)
                 data, fds, flags = b"", [], 0
-            for fd in fds:
-                self._serve(fd)
+            # A read stops at the next message carrying descriptors, so the slot numbers read with
+            # descriptors are theirs; anything else (a contract-2 byte) serves them untracked.
+            slots = None
+            if self.slots is not None and fds and len(data) == SLOT_PAYLOAD.size * len(fds):
+                slots = [slot for (slot,) in SLOT_PAYLOAD.iter_unpack(data)]
+            for index, fd in enumerate(fds):
+                slot = slots[index] if slots is not None else None
+                self._serve(fd, slot if slot is not None and slot < self.slots.size else None)
             if flags & getattr(socket, "MSG_CTRUNC", 0):
                 log.error("connections were lost in hand-off: more arrived in one read than it takes")
             if not data and not fds:  # the server closed its end (it exited)
@@ -91,22 +149,69 @@ class HandoffReceiver:
                 self.on_closed()
                 return
 
-    def _serve(self, fd: int) -> None:
+    def _serve(self, fd: int, slot: int | None) -> None:
         try:
             conn = socket.socket(fileno=fd)
         except OSError:  # not a socket: nothing to serve
             os.close(fd)
             return
-        task = self.loop.create_task(self._connect(conn))
+        factory = self.protocol_factory if slot is None else self._tracked(conn, slot)
+        task = self.loop.create_task(self._connect(conn, factory, slot))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _connect(self, conn: socket.socket) -> None:
+    def _tracked(self, conn: socket.socket, slot: int):
+        """A protocol factory whose connection keeps ``slot`` up to date.
+
+        The server holds a copy of the descriptor, so closing ours would not end the connection:
+        when uvicorn lets it go, a copy kept here shuts it down (the client sees the end), then the
+        slot says closed and the server drops its copy.
+        """
+        slots, slot_of = self.slots, self.slot_of
         try:
-            await self.loop.connect_accepted_socket(self.protocol_factory, conn)
+            peer = conn.getpeername()
+            peer = (str(peer[0]), int(peer[1]))  # as uvicorn names the client in the ASGI scope
+        except (OSError, IndexError, TypeError):
+            peer = None
+        keep = conn.dup()
+        if peer is not None:
+            slot_of[peer] = slot
+        slots.set(slot, SLOT_IDLE)
+
+        def closed() -> None:
+            if peer is not None and slot_of.get(peer) == slot:
+                del slot_of[peer]
+            try:
+                keep.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client had gone already
+            keep.close()
+            slots.set(slot, SLOT_CLOSED)
+
+        def create_protocol(_loop=None):
+            protocol = self.protocol_factory(_loop)
+            lost = protocol.connection_lost
+
+            def connection_lost(exc):
+                try:
+                    lost(exc)
+                finally:
+                    closed()
+
+            protocol.connection_lost = connection_lost
+            return protocol
+
+        create_protocol.closed = closed
+        return create_protocol
+
+    async def _connect(self, conn: socket.socket, factory, slot) -> None:
+        try:
+            await self.loop.connect_accepted_socket(factory, conn)
         except Exception:
             log.exception("could not serve a handed-off connection")
             conn.close()
+            if slot is not None:
+                factory.closed()
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
@@ -115,7 +220,11 @@ class HandoffReceiver:
 
 
 def make_server(config, service, handoff_fd: int | None):
-    """A uvicorn Server that also serves connections arriving on ``handoff_fd`` with ``service.handoff_app``."""
+    """A uvicorn Server that also serves connections arriving on ``handoff_fd`` with ``service.handoff_app``.
+
+    On SIGTERM (or when the server closes the hand-off socket) it drains: no new connections, calls
+    that arrive get 503 ``unavailable``, calls in progress get ``config.timeout_graceful_shutdown``
+    to finish, idle connections are closed, then it exits."""
     import uvicorn  # only serving needs it (see uvicorn_config)
 
     class Server(uvicorn.Server):
@@ -132,7 +241,8 @@ def make_server(config, service, handoff_fd: int | None):
         def start_handoff(self) -> None:
             try:
                 factory = handoff_protocol_factory(self, service.handoff_app)
-                self.receiver = HandoffReceiver(handoff_fd, factory, self.handoff_closed)
+                self.receiver = HandoffReceiver(handoff_fd, factory, self.handoff_closed, service.slots,
+                                                service.slot_of)
             except Exception as exc:
                 log.error("cannot serve handed-off connections (%s: %s); /healthz says \"handoff\": false and "
                           "the server keeps proxying", type(exc).__name__, exc)
@@ -144,7 +254,12 @@ def make_server(config, service, handoff_fd: int | None):
         def handoff_closed(self) -> None:
             service.handoff = False
             log.warning("the function server closed the hand-off socket; this worker stops")
+            service.draining = True
             self.should_exit = True
+
+        def handle_exit(self, sig, frame) -> None:
+            service.draining = True  # from now on, calls get 503 while those in progress finish
+            super().handle_exit(sig, frame)
 
         async def shutdown(self, sockets=None):
             if self.receiver is not None:

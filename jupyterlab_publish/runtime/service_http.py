@@ -4,7 +4,13 @@ Part of the runtime copied into every bundle (see ``service.py``); standard libr
 for the pages. An invocation takes a lean ASGI path (one pass over the headers for auth and length,
 the body, the call, precomputed response headers); the pages (info, OpenAPI, docs, /healthz,
 /stats) are a Starlette app behind it. On a connection the function server handed over, a path
-that is not this function's belongs to the server and is relayed to ``--upstream``.
+that is not this function's belongs to the server and is relayed to ``--upstream``, streamed (the
+server's own checks see the headers before any body is read).
+
+Contract 3 adds: ``--allowed-hosts`` (Host and Origin checks against DNS rebinding and cross-site
+requests, JSON 403), pages of a keyed function that show the sample only to callers with the key,
+pages that name the URL the client used, a 503 for calls arriving while the worker drains, and
+per-connection states in the slot table the server shares (``service_handoff.SlotTable``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import math
 import os
 import platform
 import re
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -36,7 +41,6 @@ except ImportError:  # in a bundle directory the runtime's modules sit side by s
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # 10 MiB: large enough for a batch, small enough to stay safe
 DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's own default
 FORWARD_TIMEOUT = 900.0  # seconds; relayed admin requests may wait for an environment to build
-RELAY_IN_MEMORY = 8 * 1024 * 1024  # a relayed body larger than this (a bundle upload) waits on disk
 POOL_PREFIX = "jupyterlab-publish-call"  # names of the pool's threads
 
 
@@ -80,11 +84,89 @@ class KeyCheck:
         return None if accepted else "the key is not valid for this function"
 
 
+def _split_host(name: str) -> tuple:
+    """``host[:port]`` (IPv6 in brackets) as (host, port text); the port is "" when absent."""
+    if name.startswith("["):
+        end = name.find("]")
+        host, rest = name[: end + 1], name[end + 1:]
+        return host, rest[1:] if rest.startswith(":") else ""
+    host, colon, port = name.rpartition(":")
+    return (host, port) if colon else (name, "")
+
+
+class HostCheck:
+    """Refuses what a browser may be tricked into sending (contract 3, ``--allowed-hosts``).
+
+    DNS rebinding: a page on another site whose name now resolves to 127.0.0.1 still sends its own
+    name as ``Host``, so only the names this worker is reached by are accepted. Cross-site requests:
+    a browser names the page's origin in ``Origin`` and says ``Sec-Fetch-Site: cross-site``; either
+    refuses the request (the server does the same; docs/bundle-format.md, "Host and Origin").
+    """
+
+    def __init__(self, allowed):
+        self.exact, self.any_port = set(), set()
+        for name in allowed:
+            name = name.strip().lower()
+            if not name:
+                continue
+            if any(c in name for c in "/@ \t,") or not _split_host(name)[0]:
+                raise SettingsError(f"--allowed-hosts entry {name!r} is not a host name; give host or host:port "
+                                    "names separated by commas (e.g. 127.0.0.1:8765,localhost:8765)")
+            host, port = _split_host(name)
+            if port and not port.isdigit():
+                raise SettingsError(f"--allowed-hosts entry {name!r} has an invalid port")
+            (self.exact if port else self.any_port).add(name if port else host)
+        self.names = ", ".join(sorted(self.exact | self.any_port))
+
+    def allows(self, name: str) -> bool:
+        name = name.lower()
+        return name in self.exact or _split_host(name)[0] in self.any_port
+
+    def refusal(self, headers) -> str | None:
+        host = origin = site = None
+        for key, value in headers:
+            if key == b"host":
+                host = value
+            elif key == b"origin":
+                origin = value
+            elif key == b"sec-fetch-site":
+                site = value
+        if host is None:
+            return "the request has no Host header; send the host name you reached the server by"
+        host = host.decode("latin-1")
+        if not self.allows(host):
+            return (f"the Host {host!r} is not a name of this function server (it answers to {self.names}); "
+                    "a page on another site that points its own name at this machine is refused")
+        if site is not None and site.lower() == b"cross-site":
+            return "a request made by a page of another site (Sec-Fetch-Site: cross-site) is refused"
+        if origin is not None:
+            text = origin.decode("latin-1")
+            parts = urlsplit(text)
+            if text == "null" or parts.scheme not in ("http", "https") or not self.allows(parts.netloc):
+                return f"a request made by a page of another origin ({text}) is refused"
+        return None
+
+
+def parse_allowed_hosts(text: str | None):
+    """The ``--allowed-hosts`` flag as a HostCheck, or None (not given: no check, as contract 2)."""
+    if text is None:
+        return None
+    return HostCheck(text.split(","))
+
+
+def _has_body(headers) -> bool:
+    for key, value in headers:
+        if key == b"transfer-encoding" or (key == b"content-length" and value.strip(b" \t0")):
+            return True
+    return False
+
+
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                          b"trailer", b"trailers", b"transfer-encoding", b"upgrade"})
 _NO_ARGS: tuple = ()
 _NO_KWARGS: dict = {}  # shared: ``fn(**kwargs)`` copies it, so nothing can change it
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # the endpoint-name rule
+_UNREAD_BODY = frozenset({401, 413, 503})  # answers given before the body was (wholly) read
 
 
 class _ClientGone(Exception):
@@ -124,65 +206,174 @@ def _parse_upstream(url: str | None) -> tuple | None:
         raise SettingsError(f"--upstream {url!r} has an invalid port") from None
 
 
-async def _spool_body(receive) -> tuple:
-    """The request body in a file (memory first, then disk) and its size, for relaying it."""
-    spool, size = tempfile.SpooledTemporaryFile(max_size=RELAY_IN_MEMORY), 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            spool.close()
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        spool.write(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            spool.seek(0)
-            return spool, size
-
-
-def _relay_blocking(upstream: tuple, scope: dict, body, size: int) -> tuple:
-    """Send one request to the function server and return its (status, headers, body). In a thread."""
-    import http.client  # it loads ssl; only relaying needs it, and the kernel imports the runtime too
-
-    method = scope["method"]
+def _relay_head(upstream: tuple, scope: dict) -> tuple:
+    """The relayed request's target and headers: hop-by-hop headers dropped, the client named."""
     target = scope.get("raw_path") or scope["path"].encode("utf-8")
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
-    connection = http.client.HTTPConnection(*upstream, timeout=FORWARD_TIMEOUT)
-    try:
-        connection.putrequest(method, target.decode("latin-1"), skip_host=True, skip_accept_encoding=True)
-        forwarded_for = b""
-        for name, value in scope["headers"]:
-            name = name.lower()
-            if name in _HOP_BY_HOP or name == b"content-length":
-                continue
-            if name == b"x-forwarded-for":
-                forwarded_for = value + b", "
-                continue
-            connection.putheader(name, value)
-        if scope.get("client"):
-            # The server sees this worker as the peer: name the real client, so no one mistakes a
-            # relayed request for a local one.
-            connection.putheader(b"x-forwarded-for", forwarded_for + scope["client"][0].encode("latin-1"))
-        if size or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            connection.putheader(b"content-length", str(size).encode("ascii"))
-        connection.endheaders()
-        if size:
-            connection.send(body)  # a file: sent in blocks
-        response = connection.getresponse()
-        data = response.read()
+    headers, forwarded_for, has_host, expect = [], b"", False, False
+    length = chunked = None
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name == b"content-length":
+            length = value
+        elif name == b"transfer-encoding":
+            chunked = value
+        elif name == b"expect":
+            expect = value.lower() == b"100-continue"
+        elif name == b"x-forwarded-for":
+            forwarded_for = value + b", "
+        elif name not in _HOP_BY_HOP:
+            has_host = has_host or name == b"host"
+            headers.append((name, value))
+    if not has_host:
+        headers.append((b"host", ("%s:%d" % upstream).encode("ascii")))
+    if scope.get("client"):
+        # The server sees this worker as the peer: name the real client, so no one mistakes a
+        # relayed request for a local one.
+        headers.append((b"x-forwarded-for", forwarded_for + scope["client"][0].encode("latin-1")))
+    # The body is streamed as it arrives, framed as the client framed it.
+    if chunked is not None:
+        headers.append((b"transfer-encoding", b"chunked"))
+    elif length is not None:
+        headers.append((b"content-length", length))
+    elif scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        headers.append((b"content-length", b"0"))
+    if expect:
+        headers.append((b"expect", b"100-continue"))
+    return target, headers, expect
+
+
+class _Relay:
+    """One request relayed to the function server over its own connection, streamed both ways.
+
+    Nothing is buffered beyond a chunk: the body goes upstream as the client sends it (with the
+    client's pace, through ``drain``), so the server's key and size checks apply before the body is
+    read, and an early answer (401, 413) ends the relay: the client's connection is then closed
+    rather than read further. With ``Expect: 100-continue`` the body waits for the server's 100.
+    """
+
+    def __init__(self, upstream: tuple, scope, receive, send, answering=None):
+        import h11  # uvicorn's own dependency; only relaying needs it
+
+        self.h11 = h11
+        self.upstream, self.scope, self.receive, self.send = upstream, scope, receive, send
+        self.answering = answering  # called once the answer starts (the slot's "writing" state)
+        self.conn = h11.Connection(h11.CLIENT)
+        self.reader = self.writer = None
+
+    async def run(self) -> None:
+        h11 = self.h11
+        target, headers, expect = _relay_head(self.upstream, self.scope)
+        try:
+            request = self.conn.send(h11.Request(method=self.scope["method"], target=target, headers=headers))
+        except h11.LocalProtocolError as exc:
+            return await _send(self.send, *errors.answer("bad_request", f"the request cannot be relayed: {exc}"),
+                               close=True)
+        try:
+            self.reader, self.writer = await asyncio.open_connection(*self.upstream)
+            self.writer.write(request)
+        except OSError as exc:
+            return await self._unreachable(exc, close=_has_body(self.scope["headers"]))
+        pump = None
+        try:
+            if not expect:
+                pump = asyncio.ensure_future(self._pump())
+            response = await self._response_head(pump)
+            if response is None:
+                return
+            if isinstance(response, h11.InformationalResponse):  # 100 Continue: now the body
+                pump = asyncio.ensure_future(self._pump())
+                response = await self._response_head(pump)
+                if response is None:
+                    return
+            # An answer before the whole body was sent: stop reading the client and close after it.
+            close = pump is None or not pump.done()
+            if pump is not None and not pump.done():
+                pump.cancel()
+            await self._answer(response, close)
+        except (OSError, h11.ProtocolError, asyncio.TimeoutError) as exc:
+            await self._unreachable(exc, close=True)
+        finally:
+            if pump is not None and not pump.done():
+                pump.cancel()
+            self.writer.close()
+
+    async def _pump(self) -> None:
+        h11, conn, writer = self.h11, self.conn, self.writer
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                writer.write(conn.send(h11.Data(data=chunk)))
+                await writer.drain()  # the client's pace is the server's: nothing piles up here
+            if not message.get("more_body", False):
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                return
+
+    async def _next_event(self):
+        h11, conn = self.h11, self.conn
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            conn.receive_data(await asyncio.wait_for(self.reader.read(65536), FORWARD_TIMEOUT))
+
+    async def _response_head(self, pump):
+        """The next response (informational or final); None if the client left meanwhile."""
+        h11 = self.h11
+        head = asyncio.ensure_future(self._next_event())
+        try:
+            while True:
+                waiting = {head} if pump is None or pump.done() else {head, pump}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if pump is not None and pump.done() and not pump.cancelled() and pump.exception() is not None:
+                    if isinstance(pump.exception(), _ClientGone):
+                        return None
+                    raise pump.exception()
+                if head.done():
+                    event = head.result()
+                    if isinstance(event, (h11.Response, h11.InformationalResponse)):
+                        return event
+                    raise h11.RemoteProtocolError(f"the server answered with {type(event).__name__}")
+        finally:
+            if not head.done():
+                head.cancel()
+
+    async def _answer(self, response, close: bool) -> None:
+        h11 = self.h11
         headers = []
-        for name, value in response.getheaders():
-            key = name.lower().encode("latin-1")
-            # uvicorn adds its own date and server headers; the length is the one we send
-            if key in _HOP_BY_HOP or key in (b"date", b"server") or (key == b"content-length" and method != "HEAD"):
+        for name, value in response.headers:
+            name = name.lower()
+            # uvicorn adds its own date and server headers, and frames the body itself
+            if name in _HOP_BY_HOP or name in (b"date", b"server"):
                 continue
-            headers.append((key, value.encode("latin-1")))
-        if method != "HEAD":
-            headers.append((b"content-length", str(len(data)).encode("ascii")))
-        return response.status, headers, data
-    finally:
-        connection.close()
+            headers.append((name, value))
+        if close:
+            headers.append((b"connection", b"close"))
+        if self.answering is not None:
+            self.answering()
+        await self.send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                await self.send({"type": "http.response.body", "body": bytes(event.data), "more_body": True})
+            elif isinstance(event, h11.EndOfMessage):
+                await self.send({"type": "http.response.body", "body": b""})
+                return
+            else:
+                raise h11.RemoteProtocolError(f"the server's answer ended with {type(event).__name__}")
+
+    async def _unreachable(self, exc, close: bool) -> None:
+        host, port = self.upstream
+        try:
+            await _send(self.send, *errors.answer(
+                "bad_gateway", f"the function server at http://{host}:{port} did not answer: {exc!r}"), close=close)
+        except RuntimeError:  # the answer had started: the client sees the connection end instead
+            raise exc from None
 
 
 class FunctionEndpoint:
@@ -191,11 +382,15 @@ class FunctionEndpoint:
     ``private_app`` answers on the worker's own port: ``/`` and ``/functions/NAME`` (invoke, info,
     ``openapi.json``, ``docs``), ``/healthz`` and ``/stats``. ``handoff_app`` serves connections the
     function server handed over: only ``/functions/NAME...``; any other path goes to ``--upstream``.
+
+    ``allowed_hosts`` (``--allowed-hosts``, comma-separated) turns on the Host and Origin checks;
+    ``own_hosts`` are the worker's own names (its address and port), always accepted with them.
     """
 
     def __init__(self, served: contract.ServedBundle, *, name: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                  timeout: float | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-                 key_digests: tuple = (), upstream: str | None = None):
+                 key_digests: tuple = (), upstream: str | None = None, allowed_hosts: str | None = None,
+                 own_hosts: tuple = ()):
         name = name or served.name
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise SettingsError(f"--name {name!r} is not an endpoint name (lowercase letters, digits and dashes, "
@@ -213,8 +408,14 @@ class FunctionEndpoint:
         self.concurrency = concurrency
         self.upstream = _parse_upstream(upstream)
         self.keys = KeyCheck(key_digests, name) if key_digests else None
+        self.hosts = parse_allowed_hosts(None if allowed_hosts is None else ",".join((allowed_hosts, *own_hosts)))
         self.stats = calls.Stats()
         self.handoff = False  # set once handed-off connections are being served
+        self.draining = False  # set on SIGTERM: calls that arrive now are answered 503
+        # The slot table the server shares (--slots-fd) and the slot of each handed-off connection,
+        # by its peer address (what ASGI's scope["client"] names): see service_handoff.SlotTable.
+        self.slots = None
+        self.slot_of: dict = {}
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=POOL_PREFIX)
         self.parameters = describe.describe_parameters(served.function)
         fn, validator = served.function, served.validator
@@ -239,23 +440,39 @@ class FunctionEndpoint:
         started = time.perf_counter()
         stats.in_flight += 1
         status = 500
+        slots = self.slots
+        slot = slots.begin(self.slot_of, scope) if slots is not None else None
         try:
             status, body = await self._answer(scope, receive)
-            await send({"type": "http.response.start", "status": status, "headers": self._headers(status, len(body))})
+            headers = self._headers(status, len(body))
+            if status in _UNREAD_BODY and _has_body(scope["headers"]):
+                # Refused before (all of) the body was read: close rather than read the rest, which
+                # must never be taken for the next request either.
+                headers = headers + [(b"connection", b"close")]
+            if slot is not None:
+                slots.writing(slot)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except _ClientGone:
             status = 499  # the client left before sending its body (nginx's name for it)
         finally:
+            if slot is not None:
+                slots.idle(slot)
             stats.in_flight -= 1
             stats.observe(status, time.perf_counter() - started)
 
     async def _answer(self, scope, receive) -> tuple:
+        if self.draining:
+            return errors.answer("unavailable", "this worker is shutting down and takes no new calls",
+                                 hint="send the call again: the function server routes it to a running worker")
         authorization = length = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 authorization = value
             elif key == b"content-length":
                 length = value
+        # Key and declared length are checked before a byte of the body is read; a chunked body is
+        # counted as it arrives and refused once it passes the limit.
         if self.keys is not None:
             refusal = self.keys.refusal(authorization)
             if refusal is not None:
@@ -267,9 +484,10 @@ class FunctionEndpoint:
             return self._too_large
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: arrays or objects nested too deeply
             how = contract.batch_contract(self.item_name) if self.batcher is not None else contract.CONTRACT
-            return errors.answer("bad_request", f"the body is not valid JSON ({exc}): {how}")
+            reason = "it nests arrays or objects too deeply" if isinstance(exc, RecursionError) else exc
+            return errors.answer("bad_request", f"the body is not valid JSON ({reason}): {how}")
         if self.batcher is not None:
             try:
                 item = contract.batch_item(payload, self.item_name)
@@ -308,22 +526,17 @@ class FunctionEndpoint:
     async def relay(self, scope, receive, send) -> None:
         if self.upstream is None:
             message = f"{scope['path']} is not served here: this worker serves {self.prefix}"
-            return await _send(send, *errors.answer("not_found", message))
+            return await _send(send, *errors.answer("not_found", message), close=_has_body(scope["headers"]))
+        slots = self.slots
+        slot = slots.begin(self.slot_of, scope) if slots is not None else None
         try:
-            body, size = await _spool_body(receive)
+            answering = None if slot is None else (lambda: slots.writing(slot))
+            await _Relay(self.upstream, scope, receive, send, answering).run()
         except _ClientGone:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            status, headers, data = await loop.run_in_executor(None, _relay_blocking, self.upstream, scope, body, size)
-        except Exception as exc:  # OSError, http.client.HTTPException: the server did not answer
-            host, port = self.upstream
-            return await _send(send, *errors.answer(
-                "bad_gateway", f"the function server at http://{host}:{port} did not answer: {exc}"))
+            pass
         finally:
-            body.close()
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+            if slot is not None:
+                slots.idle(slot)
 
     # -- pages
 
@@ -349,32 +562,43 @@ class FunctionEndpoint:
         from starlette.responses import HTMLResponse, JSONResponse, Response  # (as above)
         from starlette.routing import Route  # (as above)
 
-        served, auth = self.served, self.keys is not None
+        served, auth, keys = self.served, self.keys is not None, self.keys
 
         def json_bytes(value) -> bytes:
             return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
+        def with_sample(request) -> bool:
+            # A keyed function's sample may hold real data: only callers with the key see it.
+            return keys is None or keys.refusal(request.headers.get("authorization", "").encode("latin-1")
+                                                or None) is None
+
         described = served.info()
         described["parameters"] = [{k: v for k, v in p.items() if k != "schema"} for p in self.parameters]
-        info_body = json_bytes(described)
+        info_bodies = {True: json_bytes(described),
+                       False: json_bytes(dict(described, sample=None, sample_output=None))}
         documents = {
-            base: json_bytes(describe.openapi_document(served, path=base or "/", auth=auth, parameters=self.parameters,
-                                                       timeout=self.timeout is not None))
-            for base in ("", self.prefix)
+            (base, sample): describe.openapi_document(served, path=base or "/", auth=auth, parameters=self.parameters,
+                                                      timeout=self.timeout is not None, with_sample=sample)
+            for base in ("", self.prefix) for sample in (True, False)
         }
 
+        def public_url(request) -> str:
+            # The URL the client used: its Host (checked against --allowed-hosts when given).
+            host = request.headers.get("host") or "{}:{}".format(*(request.scope.get("server") or ("localhost", 80)))
+            return f"{request.url.scheme}://{host}"
+
         async def info(request):
-            return Response(info_body, media_type="application/json")
+            return Response(info_bodies[with_sample(request)], media_type="application/json")
 
         async def openapi(request):
             base = self.prefix if request.url.path.startswith(self.prefix) else ""
-            return Response(documents[base], media_type="application/json")
+            document = dict(documents[base, with_sample(request)], servers=[{"url": public_url(request)}])
+            return Response(json_bytes(document), media_type="application/json")
 
         async def docs(request):
             path = request.url.path[: -len("/docs")] or "/"
-            host = request.headers.get("host") or "{}:{}".format(*(request.scope.get("server") or ("localhost", 80)))
-            url = f"{request.url.scheme}://{host}{path}"
-            page = describe.docs_page(served, self.parameters, invoke_url=url, auth=auth)
+            page = describe.docs_page(served, self.parameters, invoke_url=public_url(request) + path, auth=auth,
+                                      with_sample=with_sample(request))
             return HTMLResponse(page, headers={"content-security-policy": describe.DOCS_CSP})
 
         async def healthz(request):
@@ -407,9 +631,11 @@ class FunctionEndpoint:
         return app
 
 
-async def _send(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+async def _send(send, status: int, body: bytes, close: bool = False) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -428,6 +654,11 @@ class FunctionApp:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
+            hosts = self.service.hosts
+            if hosts is not None:
+                refusal = hosts.refusal(scope["headers"])
+                if refusal is not None:
+                    return await _send(send, *errors.answer("forbidden_origin", refusal), close=True)
             path = scope["path"]
             if scope["method"] == "POST" and path in self.invoke_paths:
                 return await self.service.invoke(scope, receive, send)

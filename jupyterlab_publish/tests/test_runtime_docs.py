@@ -110,7 +110,8 @@ def test_the_openapi_document_types_each_parameter(client):
 
 
 def test_the_docs_page_is_self_contained_and_escaped(client):
-    response = client.get("/functions/predict/docs", headers={"host": "models.example:8765"})
+    # With the key: a keyed function shows its sample only to callers that send it.
+    response = client.get("/functions/predict/docs", headers={"host": "models.example:8765", "authorization": "Bearer k"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in response.headers["content-security-policy"]
     page = response.text

@@ -1,0 +1,95 @@
+"""A worker killed mid-call: its handed-off client gets a JSON 502 from the server, not a dropped connection.
+
+A real ``jupyter publish serve`` on 127.0.0.1 hands the call's connection to the worker (contract 3,
+with the slot table); the test SIGKILLs the worker while the function sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX process control")
+
+from function_server import HTTP_TIMEOUT, Server, call, make_bundle, wait_for, worker_pids  # noqa: E402
+
+NAP = """
+import time
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("death") / "state"
+    started = Server(state, "--request-timeout", "120").start()
+    yield started
+    started.stop()
+
+
+def server_get(server, path) -> bytes:
+    request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+        return response.read()
+
+
+def in_flight(server, name) -> float:
+    metrics = server_get(server, "/metrics").decode()
+    found = re.search(r'^jupyterlab_publish_in_flight\{[^}]*function="%s"[^}]*\} (\S+)$' % name, metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_worker_killed_mid_call_answers_its_client_with_a_json_502(server, tmp_path):
+    deployment = server.target().push(make_bundle(tmp_path, NAP, "nap", "nap", sample=[0]))
+    url = f"{server.url}/functions/nap"
+    assert call(url, [0], key=deployment.key) == (200, 0)  # the worker is up and takes connections
+    handed = json.loads(server_get(server, "/healthz"))["handed_off"]
+
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(call(url, [90], key=deployment.key)))
+    caller.start()
+    wait_for(lambda: in_flight(server, "nap") >= 1, "the call to be running in the worker")
+    assert json.loads(server_get(server, "/healthz"))["handed_off"] > handed  # served by the worker itself
+
+    (pid,) = worker_pids(server.state, "nap")
+    os.kill(pid, signal.SIGKILL)
+    caller.join(HTTP_TIMEOUT)
+    assert not caller.is_alive(), "the client got no answer"
+    (status, body), = answers
+    assert status == 502 and body["error"] == "worker_failed"
+    assert "killed by SIGKILL" in body["message"] and "while the call was running" in body["message"]
+    assert "jupyter publish logs nap" in body["hint"]
+
+    # The worker is restarted and serves again.
+    wait_for(lambda: call(url, [0], key=deployment.key) == (200, 0), "the restarted worker to answer")
+
+
+def test_an_idle_handed_off_connection_is_closed_not_answered_when_its_worker_dies(server, tmp_path):
+    deployment = server.target().push(make_bundle(tmp_path, NAP, "nap", "nap-idle", sample=[0]))
+    host, port = server.url.removeprefix("http://").split(":")
+    body = b"[0]"
+    client = socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT)
+    client.sendall(b"POST /functions/nap-idle HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                   b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+                   % (host.encode(), port.encode(), deployment.key.encode(), len(body), body))
+    first = b""
+    while not first.endswith(b"\r\n\r\n0"):
+        chunk = client.recv(65536)
+        assert chunk, first
+        first += chunk
+    assert first.startswith(b"HTTP/1.1 200")
+    (pid,) = worker_pids(server.state, "nap-idle")
+    os.kill(pid, signal.SIGKILL)
+    assert client.recv(65536) == b""  # closed by the server: nothing was running on it
+    client.close()
