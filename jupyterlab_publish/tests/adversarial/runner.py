@@ -43,8 +43,9 @@ class Result:
                 "ok": self.ok, "problems": self.problems}
 
 
-def _exchange(live: Live, probe: Probe, deadline: float) -> tuple:
-    answers, problems = [], []
+def _exchange(live: Live, probe: Probe, deadline: float, answers: list) -> list:
+    """Send the probe's requests and read its answers into ``answers`` (kept if it then hangs)."""
+    problems = []
     with RawConnection(live.host, live.port, deadline) as conn:
         if probe.stream is not None:
             head, chunk, count = probe.stream(live)
@@ -65,10 +66,10 @@ def _exchange(live: Live, probe: Probe, deadline: float) -> tuple:
                     break
         while len(answers) < len(probe.expect) and answers[-1] != CLOSED:
             answers.append(conn.read_response())  # what must follow (the close after a 400)
-    return answers, problems
+    return problems
 
 
-def _judge(probe: Probe, answers: list, result: Result) -> None:
+def _judge(probe: Probe, answers: list, result: Result, cut_short: bool) -> None:
     for index, answer in enumerate(answers):
         accepted = probe.expect[index] if index < len(probe.expect) else frozenset()
         if answer == CLOSED:
@@ -96,7 +97,7 @@ def _judge(probe: Probe, answers: list, result: Result) -> None:
             elif probe.codes is not None and index < len(probe.codes) and code not in probe.codes[index]:
                 result.problems.append(f"answer {index + 1}: error code {code!r}, expected {sorted(probe.codes[index])}")
     missing = len(probe.expect) - len(answers)
-    if missing > 0 and not (answers and answers[-1] == CLOSED):
+    if missing > 0 and not cut_short and not (answers and answers[-1] == CLOSED):
         result.problems.append(f"{missing} answer(s) missing")
 
 
@@ -109,22 +110,26 @@ def run_probe(live: Live, probe: Probe) -> Result:
         if probe.custom is not None:
             answers, problems = probe.custom(live, deadline)
         else:
-            answers, problems = _exchange(live, probe, deadline)
+            problems = _exchange(live, probe, deadline, answers)
         result.problems += problems
     except Hung as exc:
         if probe.slow:
             result.problems.append(f"the server kept the connection open for {probe.timeout:g} s")
         else:
             result.problems.append(f"hung: {exc} ({probe.timeout:g} s)")
-        result.statuses.append("hung")
+        cut = "hung"
     except Garbled as exc:
         result.problems.append(str(exc))
-        result.statuses.append("garbled")
+        cut = "garbled"
     except OSError as exc:
         result.problems.append(f"{type(exc).__name__}: {exc}")
-        result.statuses.append("error")
+        cut = "error"
+    else:
+        cut = None
     result.elapsed = time.monotonic() - started
-    _judge(probe, answers, result)
+    _judge(probe, answers, result, cut_short=cut is not None)
+    if cut is not None:
+        result.statuses.append(cut)
     if probe.check is not None and not any(s in ("hung", "garbled", "error") for s in result.statuses):
         problem = probe.check(live, [a for a in answers if isinstance(a, Response) or a == CLOSED])
         if problem:
