@@ -184,6 +184,14 @@ class RawConnection:
                     return CLOSED
                 return Response(status, headers, b"".join(body), time.monotonic() - self.started, raw)
 
+    def readable_within(self, seconds: float) -> bool:
+        """Whether the server sends something (or closes) within ``seconds`` (bounded by the deadline)."""
+        if self._buffer or self.eof:
+            return True
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ)
+            return bool(selector.select(min(seconds, self._remaining())))
+
     def wait_closed(self) -> tuple:
         """Read until the server closes; (responses read meanwhile, seconds until the close)."""
         responses = []

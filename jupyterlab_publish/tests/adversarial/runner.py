@@ -115,9 +115,10 @@ def run_probe(live: Live, probe: Probe) -> Result:
     except Hung as exc:
         if probe.slow:
             result.problems.append(f"the server kept the connection open for {probe.timeout:g} s")
+            cut = "still open"
         else:
             result.problems.append(f"hung: {exc} ({probe.timeout:g} s)")
-        cut = "hung"
+            cut = "hung"
     except Garbled as exc:
         result.problems.append(str(exc))
         cut = "garbled"
@@ -130,7 +131,7 @@ def run_probe(live: Live, probe: Probe) -> Result:
     _judge(probe, answers, result, cut_short=cut is not None)
     if cut is not None:
         result.statuses.append(cut)
-    if probe.check is not None and not any(s in ("hung", "garbled", "error") for s in result.statuses):
+    if probe.check is not None and cut is None:
         problem = probe.check(live, [a for a in answers if isinstance(a, Response) or a == CLOSED])
         if problem:
             result.problems.append(problem)
