@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Optional
 
@@ -168,6 +169,20 @@ class Launch:
     allowed_hosts: tuple = ()  # the Host names the server answers to (contract 3 workers check them too)
 
 
+def worker_allowed_hosts(launch: Launch) -> tuple:
+    """The Host names a contract-3 worker accepts: the server's, as ``launch.allowed_hosts`` lists them,
+    else the host of the server's own URL (and, for loopback, its other loopback names), any port."""
+    if launch.allowed_hosts:
+        return tuple(launch.allowed_hosts)
+    host = urllib.parse.urlsplit(launch.upstream).hostname if launch.upstream else None
+    if not host:
+        return ()
+    names = [f"[{host}]" if ":" in host else host]
+    if host in ("127.0.0.1", "::1", "localhost"):
+        names += ["127.0.0.1", "localhost", "[::1]"]
+    return tuple(dict.fromkeys(names))
+
+
 # -- one process -----------------------------------------------------------------------------------
 
 
@@ -235,7 +250,7 @@ class Worker:
             ("--timeout", launch.settings.request_timeout),
             ("--concurrency", launch.settings.concurrency),
             ("--max-body", launch.settings.max_body),
-            ("--allowed-hosts", ",".join(launch.allowed_hosts) or None),
+            ("--allowed-hosts", ",".join(worker_allowed_hosts(launch)) or None),
             ("--slots-fd", slots_fd),
         ]
         for flag, value in wanted:
@@ -265,15 +280,29 @@ class Worker:
         try:
             command = self._command(child.fileno() if child is not None else None, info_write, slots_fd)
             rotate_log(self.log_path)
+            env = _worker_env(self.launch.keys_sha256, self.sandbox)
+            credentials, how = {}, "in a bubblewrap sandbox"
+            if self.workdir is not None:  # the fallback mode (sandbox.py)
+                env.update(TMPDIR=str(self.workdir))
+                environment = self.launch.environment
+                run_as, why_not = self.sandbox.fallback_user(environment.python, environment.isolated,
+                                                             self.bundle_dir, self.workdir)
+                if run_as is not None:
+                    credentials = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
+                    env["HOME"] = str(self.workdir)
+                    how = f"without a sandbox, as {self.sandbox.user}"
+                else:
+                    how = ("without a sandbox, as the server's user: function code can read the server's "
+                           f"secrets{'; ' + why_not if why_not else ''}")
             with open(self.log_path, "ab") as log_file:
                 log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}"
-                               f" (process {self.index + 1} of {self.launch.settings.processes})\n".encode())
+                               f" (process {self.index + 1} of {self.launch.settings.processes}, {how})\n".encode())
                 log_file.flush()
                 self.process = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                     # Never inside the state directory: bwrap starts it in its private /tmp.
                     cwd=str(self.workdir) if self.workdir is not None else "/",
-                    env=_worker_env(self.launch.keys_sha256, self.sandbox), pass_fds=passed,
+                    env=env, pass_fds=passed, **credentials,
                 )
             if info_read is not None:
                 os.close(info_write)

@@ -139,7 +139,7 @@ def test_connections_handed_to_the_workers_are_served_round_robin(tmp):
                     client = socket.create_connection(listener.getsockname())
                     accepted, _ = listener.accept()
                 with client:
-                    client.sendall(b"POST /functions/handed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    client.sendall(b"POST /functions/handed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                    b"Authorization: Bearer " + answer["key"].encode() + b"\r\n"
                                    b"Content-Length: 3\r\nConnection: close\r\n\r\n[1]")
                     socket.send_fds(pool.next_handoff_socket(), [b"c"], [accepted.fileno()])

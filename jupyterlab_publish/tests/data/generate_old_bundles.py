@@ -52,6 +52,7 @@ LABELS = {
     "contract-2-6383e7a": ("6383e7a", 2, "the first runtime split into service_*.py, before the manifest said "
                                          "runtime_contract"),
     "contract-2": ("edbd4d5", 2, "the manifest carries runtime_contract"),
+    "contract-3": ("49183a0", 3, "--allowed-hosts, --slots-fd and the slot table, keyed samples hidden, drain"),
 }
 
 # Run in the old code: a trivial function with a validator and a sample, nothing else to install.
