@@ -23,7 +23,8 @@ from function_server import HTTP_TIMEOUT, Server, make_bundle, worker_pids
 SAMPLE_MARK = "sample-7c1f9e-do-not-leak"
 # The catalogue's server: a short --request-timeout so the 504 probe is quick, a 1 MiB --max-body
 # so the oversized bodies are far over it.
-CATALOGUE_FLAGS = ("--request-timeout", "2", "--max-body", str(1024**2))
+REQUEST_TIMEOUT = 2.0
+CATALOGUE_FLAGS = ("--request-timeout", str(REQUEST_TIMEOUT), "--max-body", str(1024**2))
 # The soak's server: two processes per version, so one can be killed while the other serves.
 SOAK_PROCESSES = 2
 SOAK_FLAGS = ("--processes", str(SOAK_PROCESSES))
