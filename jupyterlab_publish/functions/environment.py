@@ -88,7 +88,7 @@ def default_environments() -> str:
 
 
 def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--environments uv|shared``, ``--offline``, ``--find-links DIR`` (for ``serve``)."""
+    """``--environments uv|shared``, ``--offline``, ``--find-links DIR``, ``--base-python`` (for ``serve``)."""
     parser.add_argument("--environments", choices=ENVIRONMENT_KINDS, default=None,
                         help="uv: each function in its own environment with only its requirements; shared: every "
                              f"function on the server's interpreter (default: ${ENVIRONMENTS_ENV} or "
@@ -97,3 +97,6 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
                         help="install requirements without network access: from --find-links and uv's cache only")
     parser.add_argument("--find-links", action="append", default=[], metavar="DIR",
                         help="a directory of wheels to install from (a wheelhouse); may be repeated")
+    parser.add_argument("--base-python", default=None, metavar="PATH",
+                        help="the interpreter per-function environments are built on, for bundles of its Python "
+                             "minor version (default: the server's own)")

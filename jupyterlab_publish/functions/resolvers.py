@@ -6,19 +6,26 @@ does not import its uv implementation, which imports it.
 
 from __future__ import annotations
 
-from typing import Sequence
+import shutil
+from typing import Optional, Sequence
 
 from .environment import ENVIRONMENT_KINDS, EnvironmentResolver, SharedInterpreter, default_environments
 from .uv_environments import UvEnvironments
 
 
-def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence = ()) -> EnvironmentResolver:
+def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence = (),
+                  base_python: Optional[str] = None) -> EnvironmentResolver:
     """The resolver for ``kind`` (None: ``$JUPYTERLAB_PUBLISH_ENVIRONMENTS`` or uv)."""
     kind = kind or default_environments()
     if kind == "shared":
-        if offline or find_links:
-            raise ValueError("--offline and --find-links apply to --environments uv only")
+        if offline or find_links or base_python:
+            raise ValueError("--offline, --find-links and --base-python apply to --environments uv only")
         return SharedInterpreter()
     if kind != "uv":
         raise ValueError(f"unknown environments {kind!r}: use one of {', '.join(ENVIRONMENT_KINDS)}")
+    if base_python is not None:
+        found = shutil.which(base_python)
+        if found is None:
+            raise ValueError(f"--base-python {base_python}: no such interpreter")
+        return UvEnvironments(envs_dir, python=found, offline=offline, find_links=find_links)
     return UvEnvironments(envs_dir, offline=offline, find_links=find_links)

@@ -18,12 +18,23 @@ Two modes, chosen once when the server starts (``--sandbox`` or ``JUPYTERLAB_PUB
     stops it (its pid file names it).
 
 ``fallback`` (no bubblewrap, or it fails its self-test: e.g. a container without namespaces)
-    The worker runs as the server's user with its working directory and ``$TMPDIR`` in a private
-    directory outside the state directory, and the admin token and state directory's path are kept
-    out of its environment. The state directory is mode 0700 and its secrets 0600, which keeps
-    *other* users out, but not code running as the same user that opens them by path: this mode
-    stops accidents, not a function written to steal the token. The server logs a warning and
-    reports ``"secrets_hidden": false``; install bubblewrap (``scripts/install-sandbox.sh``).
+    The worker's working directory, ``$TMPDIR`` and ``$HOME`` are a private directory outside the
+    state directory, and the admin token and state directory's path are kept out of its environment.
+    File permissions do the rest, and they only bind another user:
+
+    - a server running as root starts each worker as an unprivileged account (``nobody``, or
+      ``$JUPYTERLAB_PUBLISH_WORKER_USER``) when that account can run the worker's interpreter and
+      read its bundle (checked per interpreter). The state directory and the directories down to the
+      bundle and environment become 0711 (enter, not list), the bundle and environment readable,
+      and the token, ``server.json``, ``state.db*``, ``last_port`` and worker logs 0600: the
+      worker can neither read them nor write anywhere in the state directory. It could still read
+      another function's bundle whose name it knows;
+    - otherwise (a server that is not root, or an interpreter the account cannot reach, e.g. under
+      /root) the worker runs as the server's user, which can open the token by path: this stops
+      accidents, not a function written to steal it. The server says so in worker.log.
+
+    The server logs a warning and reports ``"secrets_hidden": false``; install bubblewrap
+    (``scripts/install-sandbox.sh``).
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import dataclasses
 import json
 import logging
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -55,6 +67,10 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Environment variables a worker must not inherit: the admin token and where the state lives.
 HIDDEN_ENV = ("JUPYTERLAB_PUBLISH_TOKEN", "JUPYTERLAB_PUBLISH_STATE_DIR")
 SANDBOX_TMP = "/tmp"  # inside bwrap: a private tmpfs, the worker's working directory and $HOME
+WORKER_USER_ENV = "JUPYTERLAB_PUBLISH_WORKER_USER"
+DEFAULT_WORKER_USER = "nobody"
+# What the state directory holds that no worker may read (fallback mode; bwrap hides all of it).
+SECRET_FILES = ("token", "server.json", "state.db", "state.db-wal", "state.db-shm", "state.db-journal", "last_port")
 
 
 class SandboxUnavailable(Exception):
@@ -77,6 +93,7 @@ class Sandbox:
     state_dir: Optional[Path] = None  # hidden from workers (bwrap: an empty tmpfs over it)
     bwrap: Optional[str] = None  # the bwrap executable (mode "bwrap")
     reason: str = ""  # why this mode is in force (for the log and server.json)
+    user: Optional[str] = None  # fallback under root: the unprivileged account workers run as, if it can
 
     @property
     def secrets_hidden(self) -> bool:
@@ -84,7 +101,61 @@ class Sandbox:
 
     def describe(self) -> dict:
         """What ``server.json`` and the log say about worker isolation."""
-        return {"mode": self.mode, "secrets_hidden": self.secrets_hidden, "reason": self.reason}
+        described = {"mode": self.mode, "secrets_hidden": self.secrets_hidden, "reason": self.reason}
+        if self.mode == "fallback":
+            described["worker_user"] = self.user  # None: the server's own user
+        return described
+
+    def fallback_user(self, python: str, isolated: bool, bundle_dir: Path, workdir: Path):
+        """Fallback mode: ``(uid, gid)`` to run a worker as, after opening the way to its bundle and
+        environment and closing the state directory's secrets; None (and why) to run it as we are."""
+        if self.mode != "fallback" or self.user is None:
+            return None, ""
+        account = pwd.getpwnam(self.user)
+        # First whether the account can start the interpreter at all (one under /root it cannot):
+        # if not, nothing is opened up for it.
+        base = os.path.realpath(python)  # a venv's python is a link to its base interpreter
+        problem = "" if self._inside_state(Path(base)) else _runs_as(account, base, True, None, Path("/"))
+        if problem:
+            return None, f"{self.user} cannot run {base} ({problem})"
+        bundle_dir = Path(bundle_dir)
+        readable = [bundle_dir] + [p for p in python_paths(python, isolated) if self._inside_state(p)]
+        self._close_secrets()
+        for path in readable:
+            self._open_path_to(path)
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+        problem = _runs_as(account, python, isolated, bundle_dir / "service.py", workdir)
+        if problem:
+            os.chown(workdir, os.geteuid(), os.getegid())
+            return None, f"{self.user} cannot read the bundle ({problem})"
+        return (account.pw_uid, account.pw_gid), ""
+
+    def _inside_state(self, path: Path) -> bool:
+        return self.state_dir is not None and path.exists() and _is_within(path.resolve(), self.state_dir)
+
+    def _close_secrets(self) -> None:
+        if self.state_dir is None:
+            return
+        for name in SECRET_FILES:
+            try:
+                os.chmod(self.state_dir / name, 0o600)
+            except FileNotFoundError:
+                pass
+        for log_file in self.state_dir.glob("functions/*/v*/worker.log*"):
+            os.chmod(log_file, 0o600)
+
+    def _open_path_to(self, path: Path) -> None:
+        """Directories from the state directory down to ``path``: enter-only (0711); ``path`` itself readable."""
+        path = path.resolve()
+        for directory in reversed(path.parents):
+            if _is_within(directory, self.state_dir):
+                os.chmod(directory, 0o711)
+        for root, dirs, files in os.walk(path):
+            os.chmod(root, os.stat(root).st_mode | 0o555)
+            for name in files:
+                file_path = os.path.join(root, name)
+                if not os.path.islink(file_path):
+                    os.chmod(file_path, os.stat(file_path).st_mode | 0o444)
 
     def environment(self, base: dict) -> dict:
         env = {k: v for k, v in base.items() if k not in HIDDEN_ENV}
@@ -199,19 +270,45 @@ def self_test(bwrap: str, state_dir: Optional[Path]) -> Optional[str]:
     return None
 
 
+def _runs_as(account, python: str, isolated: bool, service: Optional[Path], workdir: Path) -> str:
+    """"" if ``account`` can start ``python`` (and read ``service``); else what failed."""
+    flags = ["-E", "-s"] if isolated else []
+    check = "import sys; sys.argv[1] and open(sys.argv[1], 'rb').close()"
+    try:
+        done = subprocess.run([python, *flags, "-c", check, str(service or "")],
+                              capture_output=True, text=True, timeout=SELF_TEST_TIMEOUT, cwd=str(workdir),
+                              stdin=subprocess.DEVNULL, user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit status %d" % done.returncode])[-1]
+
+
+def _worker_account() -> Optional[str]:
+    """The unprivileged account a root server runs fallback workers as, if there is one."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    name = os.environ.get(WORKER_USER_ENV, "").strip() or DEFAULT_WORKER_USER
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        log.warning("%s=%s: no such user; fallback workers run as root", WORKER_USER_ENV, name)
+        return None
+    return name if account.pw_uid != 0 else None
+
+
 def choose(requested: str, state_dir: Optional[Path]) -> Sandbox:
     """The sandbox for ``requested`` (auto, bwrap, fallback); raise SandboxUnavailable if bwrap was
     required and cannot work."""
     state = Path(state_dir).resolve() if state_dir is not None else None
     if requested == "fallback":
-        return Sandbox("fallback", state, reason="asked for (--sandbox fallback)")
+        return Sandbox("fallback", state, reason="asked for (--sandbox fallback)", user=_worker_account())
     bwrap = shutil.which("bwrap") if sys.platform.startswith("linux") else None
     problem = "bubblewrap (bwrap) is not installed" if bwrap is None else self_test(bwrap, state)
     if problem is None:
         return Sandbox("bwrap", state, bwrap=bwrap, reason="bubblewrap passed its self-test")
     if requested == "bwrap":
         raise SandboxUnavailable(f"--sandbox bwrap: {problem}")
-    return Sandbox("fallback", state, reason=problem)
+    return Sandbox("fallback", state, reason=problem, user=_worker_account())
 
 
 def private_workdir() -> Path:

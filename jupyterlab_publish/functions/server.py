@@ -157,7 +157,8 @@ async def _wait_for_exit(pid: int) -> None:
 
 def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level: str = "info",
           environments: Optional[str] = None, offline: bool = False, find_links=(),
-          settings: Optional[ServingSettings] = None, exit_with_pid: Optional[int] = None) -> int:
+          settings: Optional[ServingSettings] = None, exit_with_pid: Optional[int] = None,
+          base_python: Optional[str] = None) -> int:
     """Serve until SIGTERM/SIGINT (or until process ``exit_with_pid`` exits); return the exit status."""
     # Our own messages (worker restarts, failed admin requests) go to the same log as uvicorn's.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
@@ -183,7 +184,8 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
 
         try:
             # environments None: $JUPYTERLAB_PUBLISH_ENVIRONMENTS, else uv (see environment.py).
-            resolver = make_resolver(environments, layout.root / "envs", offline=offline, find_links=find_links)
+            resolver = make_resolver(environments, layout.root / "envs", offline=offline, find_links=find_links,
+                                     base_python=base_python)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
@@ -284,7 +286,8 @@ def serve_from_arguments(options: argparse.Namespace) -> int:
         return 2
     return serve(options.host, options.port, options.state_dir, settings=settings,
                  exit_with_pid=options.exit_with_pid, log_level=options.log_level,
-                 environments=options.environments, offline=options.offline, find_links=options.find_links)
+                 environments=options.environments, offline=options.offline, find_links=options.find_links,
+                 base_python=options.base_python)
 
 
 def _fastest(preferred: str, fallback: str) -> str:

@@ -11,9 +11,11 @@ run explicitly, and as the server picks it when bwrap cannot be found.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from function_server import REPO, Server, call, make_bundle  # noqa: E402
 SNOOP = """
 def snoop(state, server_pid):
     import os
-    out = {"cwd": os.getcwd(), "token_in_env": "JUPYTERLAB_PUBLISH_TOKEN" in os.environ,
+    out = {"cwd": os.getcwd(), "uid": os.getuid(), "token_in_env": "JUPYTERLAB_PUBLISH_TOKEN" in os.environ,
            "state_in_env": "JUPYTERLAB_PUBLISH_STATE_DIR" in os.environ}
     targets = {"token": os.path.join(state, "token"), "state.db": os.path.join(state, "state.db"),
                "server.json": os.path.join(state, "server.json"),
@@ -103,13 +105,50 @@ def test_the_fallback_mode_keeps_workers_out_of_the_state_directory_and_says_wha
         assert not cwd.is_relative_to(server.state) and cwd.name.startswith("jupyterlab-publish-worker-"), seen
         assert cwd.is_dir() and oct(cwd.stat().st_mode & 0o777) == "0o700"
         assert seen["token_in_env"] is False and seen["state_in_env"] is False
-        assert oct(server.state.stat().st_mode & 0o777) == "0o700"
         assert oct((server.state / "token").stat().st_mode & 0o777) == "0o600"
+        # The server's interpreter here lives where an unprivileged account cannot run it (or the
+        # server is not root): the worker runs as the server's user, and its log says what that means.
+        assert seen["uid"] == os.getuid()
+        assert "as the server's user: function code can read the server's secrets" in \
+            server.target().logs("snoop").log
     finally:
         server.stop()
     assert not cwd.exists(), "a stopped worker's private directory is removed"
     log = (tmp_path / "state.log").read_text()
     assert "WITHOUT a sandbox" in log and "install bubblewrap" in log
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python{}.{}".format(*sys.version_info[:2]))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping a worker to an unprivileged account needs a root server")
+@pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason=f"no {SYSTEM_PYTHON} an unprivileged account can run")
+def test_a_root_server_in_the_fallback_mode_runs_workers_as_nobody_who_cannot_reach_the_secrets(tmp_path):
+    # The state directory where an unprivileged account can reach it (pytest's own tmp is 0700, as
+    # /root is), with environments built on the system's Python, which `nobody` can run.
+    parent = Path(tempfile.mkdtemp(prefix="jlp-fallback-"))
+    parent.chmod(0o711)
+    server = Server(parent / "state", "--sandbox", "fallback", "--environments", "uv",
+                    "--base-python", str(SYSTEM_PYTHON)).start()
+    try:
+        sandbox = read_server_info(server.state)["sandbox"]
+        assert (sandbox["mode"], sandbox["worker_user"]) == ("fallback", "nobody"), sandbox
+        deployment = _publish_snoop(server, tmp_path)
+        status, seen = call(deployment.url, [str(server.state), server.process.pid], key=deployment.key)
+        assert status == 200, seen
+        assert seen["uid"] == pwd.getpwnam("nobody").pw_uid
+        for secret in ("token", "state.db", "server.json", "token via /proc"):
+            assert seen[secret] == "PermissionError", (secret, seen)
+        assert seen["listing"] == "PermissionError" and seen["write"] == "PermissionError", seen
+        assert not (server.state / "planted").exists()
+        assert not Path(seen["cwd"]).is_relative_to(server.state) and seen["tmp"] == "ok"
+        assert seen["token_in_env"] is False and seen["state_in_env"] is False
+        assert "without a sandbox, as nobody" in server.target().logs("snoop").log
+        # The server itself still reads and writes its state: the admin API and the token work.
+        assert [f.name for f in server.target().list()] == ["snoop"]
+    finally:
+        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_without_bwrap_auto_falls_back_and_a_required_sandbox_refuses_to_start(tmp_path, monkeypatch):
@@ -121,8 +160,8 @@ def test_without_bwrap_auto_falls_back_and_a_required_sandbox_refuses_to_start(t
     server = Server(tmp_path / "state").start()
     try:
         sandbox = read_server_info(server.state)["sandbox"]
-        assert sandbox == {"mode": "fallback", "secrets_hidden": False,
-                           "reason": "bubblewrap (bwrap) is not installed"}
+        assert (sandbox["mode"], sandbox["secrets_hidden"]) == ("fallback", False)
+        assert sandbox["reason"] == "bubblewrap (bwrap) is not installed"
     finally:
         server.stop()
 
