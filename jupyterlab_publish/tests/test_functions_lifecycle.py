@@ -129,3 +129,32 @@ def test_the_drain_bound_ends_a_drain_that_would_not_finish(tmp_path):
     finally:
         server.stop()
     assert os.path.exists(server.state / "state.db") and (server.state / "token").read_text().strip() == server.token
+
+
+CHATTY = """
+def chatty(megabytes):
+    print("x" * (megabytes * 1024 * 1024), flush=True)  # a function that logs far too much
+    return megabytes
+"""
+
+
+def test_a_worker_log_past_its_bound_is_rotated_when_the_worker_restarts(tmp_path):
+    from jupyterlab_publish.functions.workers import LOG_ROTATE_BYTES
+
+    server = Server(tmp_path / "state").start()
+    try:
+        deployment = server.target().push(make_bundle(tmp_path, CHATTY, "chatty", "chatty"), lambda *a, **k: None)
+        megabytes = LOG_ROTATE_BYTES // (1024 * 1024) + 1
+        assert call(deployment.url, [megabytes], key=deployment.key) == (200, megabytes)
+        log = server.state / "functions" / "chatty" / "v1" / "worker.log"
+        assert log.stat().st_size > LOG_ROTATE_BYTES
+        (pid,) = worker_pids(server.state, "chatty")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: worker_pids(server.state, "chatty") not in ([], [pid]), "the worker to be restarted")
+        rotated = log.with_name("worker.log.1")
+        wait_for(lambda: rotated.exists() and log.exists(), "the log to be rotated")
+        assert rotated.stat().st_size > LOG_ROTATE_BYTES
+        assert log.stat().st_size < LOG_ROTATE_BYTES and "starting on port" in log.read_text()
+        assert call(deployment.url, [0], key=deployment.key) == (200, 0)
+    finally:
+        server.stop()
