@@ -275,7 +275,8 @@ class SoakReport:
                 continue
             out.append(f"{count} request(s) ended '{outcome}' (e.g. {self.examples.get(outcome, '')!r})")
         if self.errors_outside_kill:
-            out.append(f"errors outside the worker-kill window: {self.errors_outside_kill}")
+            examples = {kind: self.examples.get(kind, "") for kind in self.errors_outside_kill}
+            out.append(f"errors outside the worker-kill window: {self.errors_outside_kill} (e.g. {examples})")
         killed = self.outcomes.get("502", 0) + self.outcomes.get("503", 0)
         if killed > self.connections:
             out.append(f"{killed} JSON 5xx answers, more than the {self.connections} requests that can be in flight")
