@@ -16,6 +16,7 @@ venv's installed metadata, ``direct_url.json`` included) and pushed to a real
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from jupyterlab_publish.bundle import read_bundle
 from jupyterlab_publish.bundle.format import LOCK_FILE
@@ -172,3 +174,51 @@ def test_only_a_lock_hashed_on_every_line_is_installed_with_require_hashes():
     assert not fully_hashed("six>=1 --hash=sha256:" + "0" * 64 + "\n")
     assert not fully_hashed("# only comments\n")
     assert not fully_hashed(None)
+
+
+def _hashed_lock_bundle(tmp: Path, wheelhouse: Path, tamper: bool = False):
+    """A real bundle whose requirements.lock carries the sha256 of every wheel in ``wheelhouse``
+    (downloaded for its pins), re-described in its manifest; the target signs it when pushing."""
+    from jupyterlab_publish.bundle import build_bundle
+
+    namespace: dict = {"__name__": "__main__"}
+    exec("def double(x):\n    return 2 * x\n", namespace)
+    built = build_bundle(namespace["double"], tmp / ("tampered" if tamper else "hashed"), name="hashed", sample=[2])
+    lock_path = built.path / LOCK_FILE
+    pins = [line.split()[0] for line in lock_path.read_text().splitlines() if line and not line.startswith("#")]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "-d", str(wheelhouse), *pins], check=True, capture_output=True, timeout=600)
+    lines = []
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if tamper and not lines:
+            digest = "0" * 64
+        lines.append(f"{name}=={version} --hash=sha256:{digest}\n")
+    lock_path.write_text("# every line hashed\n" + "".join(lines))
+    manifest_path = built.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][LOCK_FILE] = hashlib.sha256(lock_path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    (built.path / "signature.json").unlink(missing_ok=True)
+    return read_bundle(built.path), lines
+
+
+def test_a_lock_hashed_on_every_line_is_installed_with_require_hashes_and_a_wrong_hash_refused(tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    bundle, lines = _hashed_lock_bundle(tmp_path, wheelhouse)
+    assert fully_hashed("".join(lines))
+    tampered, _ = _hashed_lock_bundle(tmp_path, tmp_path / "wheelhouse-2", tamper=True)
+    server = _uv_server(tmp_path / "state", "--offline", "--find-links", str(wheelhouse))
+    try:
+        with pytest.raises(PublishError) as refused:
+            server.target().push(tampered)
+        assert refused.value.code == "environment_mismatch" and "0" * 64 in refused.value.message
+        assert server.target().list() == []
+
+        deployment = server.target().push(bundle)
+        assert call(deployment.url, [21], key=deployment.key) == (200, 42)
+        (metadata,) = (server.state / "envs").glob(f"*/{METADATA_FILE}")
+        assert json.loads(metadata.read_text())["hashes_required"] is True
+    finally:
+        server.stop()
