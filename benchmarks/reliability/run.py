@@ -151,6 +151,14 @@ def render(results: dict) -> str:
         "A probe holds when every answer has an accepted status, every error answer is JSON with a known "
         "`error` code, and it finished within its bound (a timeout counts as a failure).",
         "",
+        "| category | probes | held |",
+        "| --- | ---: | ---: |",
+    ]
+    for category in dict.fromkeys(p["category"] for p in probes):
+        of = [p for p in probes if p["category"] == category]
+        lines.append(f"| {category} | {len(of)} | {sum(p['ok'] for p in of)} |")
+    lines += [
+        "",
         "| probe | category | status | code | message | s | held |",
         "| --- | --- | --- | --- | --- | ---: | --- |",
     ]
