@@ -97,6 +97,8 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
                         help="install requirements without network access: from --find-links and uv's cache only")
     parser.add_argument("--find-links", action="append", default=[], metavar="DIR",
                         help="a directory of wheels to install from (a wheelhouse); may be repeated")
+    parser.add_argument("--unused-env-days", type=float, default=7.0, metavar="DAYS",
+                        help="remove an environment no stored version needs once unused for DAYS (default: %(default)s)")
     parser.add_argument("--base-python", default=None, metavar="PATH",
                         help="the interpreter per-function environments are built on, for bundles of its Python "
                              "minor version (default: the server's own)")

@@ -14,7 +14,7 @@ from .uv_environments import UvEnvironments
 
 
 def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence = (),
-                  base_python: Optional[str] = None) -> EnvironmentResolver:
+                  base_python: Optional[str] = None, unused_days: Optional[float] = None) -> EnvironmentResolver:
     """The resolver for ``kind`` (None: ``$JUPYTERLAB_PUBLISH_ENVIRONMENTS`` or uv)."""
     kind = kind or default_environments()
     if kind == "shared":
@@ -23,9 +23,14 @@ def make_resolver(kind, envs_dir, *, offline: bool = False, find_links: Sequence
         return SharedInterpreter()
     if kind != "uv":
         raise ValueError(f"unknown environments {kind!r}: use one of {', '.join(ENVIRONMENT_KINDS)}")
+    options = {"offline": offline, "find_links": find_links}
+    if unused_days is not None:
+        if unused_days < 0:
+            raise ValueError(f"--unused-env-days must be at least 0, not {unused_days:g}")
+        options["unused_days"] = unused_days
     if base_python is not None:
         found = shutil.which(base_python)
         if found is None:
             raise ValueError(f"--base-python {base_python}: no such interpreter")
-        return UvEnvironments(envs_dir, python=found, offline=offline, find_links=find_links)
-    return UvEnvironments(envs_dir, offline=offline, find_links=find_links)
+        options["python"] = found
+    return UvEnvironments(envs_dir, **options)

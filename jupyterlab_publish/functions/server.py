@@ -45,6 +45,7 @@ from .settings import ServingSettings, from_arguments
 
 DEFAULT_HOST = "127.0.0.1"  # exposing functions beyond this machine is the operator's decision
 _POLL_INTERVAL = 1.0  # watching a pid where pidfd_open is unavailable (macOS, old Linux)
+_COLLECT_INTERVAL = 3600.0  # unused environments are looked for at start-up and then hourly
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
@@ -158,7 +159,7 @@ async def _wait_for_exit(pid: int) -> None:
 def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level: str = "info",
           environments: Optional[str] = None, offline: bool = False, find_links=(),
           settings: Optional[ServingSettings] = None, exit_with_pid: Optional[int] = None,
-          base_python: Optional[str] = None) -> int:
+          base_python: Optional[str] = None, unused_env_days: Optional[float] = None) -> int:
     """Serve until SIGTERM/SIGINT (or until process ``exit_with_pid`` exits); return the exit status."""
     # Our own messages (worker restarts, failed admin requests) go to the same log as uvicorn's.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
@@ -185,7 +186,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         try:
             # environments None: $JUPYTERLAB_PUBLISH_ENVIRONMENTS, else uv (see environment.py).
             resolver = make_resolver(environments, layout.root / "envs", offline=offline, find_links=find_links,
-                                     base_python=base_python)
+                                     base_python=base_python, unused_days=unused_env_days)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
@@ -232,10 +233,11 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
                 print(f"serving functions at {url} (state in {layout.root})", flush=True)
             watcher = asyncio.create_task(_exit_with(exit_with_pid)) if exit_with_pid is not None else None
             guard = asyncio.create_task(_drain(task, front))
+            collector = asyncio.create_task(_collect_environments()) if server.started else None
             try:
                 await task
             finally:
-                for helper in (watcher, guard):
+                for helper in (watcher, guard, collector):
                     if helper is not None:
                         helper.cancel()
                 if front is not None:
@@ -262,6 +264,16 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
             for pool in list(service.workers.values()):
                 pool.kill_now()
 
+        async def _collect_environments() -> None:
+            """Remove environments no stored version needs (uv_environments.UvEnvironments.collect)."""
+            collect = getattr(resolver, "collect", None)
+            while collect is not None and not server.should_exit:
+                try:
+                    await asyncio.to_thread(collect, service.store.known_bundle_dirs())
+                except Exception:  # bookkeeping: never take the server down over it
+                    log.exception("collecting unused environments failed")
+                await asyncio.sleep(_COLLECT_INTERVAL)
+
         async def _exit_with(watched: int) -> None:
             await _wait_for_exit(watched)
             log.info("process %s exited; stopping the function server with it", watched)
@@ -287,7 +299,7 @@ def serve_from_arguments(options: argparse.Namespace) -> int:
     return serve(options.host, options.port, options.state_dir, settings=settings,
                  exit_with_pid=options.exit_with_pid, log_level=options.log_level,
                  environments=options.environments, offline=options.offline, find_links=options.find_links,
-                 base_python=options.base_python)
+                 base_python=options.base_python, unused_env_days=options.unused_env_days)
 
 
 def _fastest(preferred: str, fallback: str) -> str:

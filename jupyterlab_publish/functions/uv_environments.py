@@ -13,6 +13,10 @@ the same environment, built once. Building happens in a temporary directory besi
 and ends with a rename, so an environment directory either is complete or does not exist; a crash
 mid-build leaves only a ``.building`` directory, removed by the next build of that hash.
 
+Unused environments are removed: one that no stored version (live, or retired and so a rollback
+target) needs and that has not been used for ``unused_days`` days is deleted when the server starts
+and every hour after (``collect``), under its hash lock so a publish that wants it waits or rebuilds.
+
 Supply chain. A lock whose every line carries ``--hash=sha256:...`` is installed as it stands with
 ``--require-hashes``: every file uv installs must match. (The kernel can only record the hash of a
 distribution it installed from an archive, so its locks are hashed where it knows: uv checks those
@@ -42,7 +46,7 @@ from typing import Optional, Sequence
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ..bundle.format import LOCK_FILE, REQUIREMENTS_FILE
+from ..bundle.format import LOCK_FILE, MANIFEST, REQUIREMENTS_FILE
 from ..requirement import Requirement, canonical_name
 from ..state.atomic import write_atomically
 from ..state.lock import exclusive_lock
@@ -52,6 +56,7 @@ log = logging.getLogger("jupyterlab_publish.functions")
 
 METADATA_FILE = "jupyterlab-publish.json"
 DEFAULT_INSTALL_TIMEOUT = 900.0  # seconds for one `uv pip install`; large ML stacks are slow
+DEFAULT_UNUSED_DAYS = 7.0  # an environment no version needs is kept this long after its last use
 _ERROR_TAIL_LINES = 25
 
 
@@ -173,13 +178,15 @@ class UvEnvironments(EnvironmentResolver):
     """
 
     def __init__(self, root, *, python: str = sys.executable, offline: bool = False,
-                 find_links: Sequence = (), install_timeout: float = DEFAULT_INSTALL_TIMEOUT):
+                 find_links: Sequence = (), install_timeout: float = DEFAULT_INSTALL_TIMEOUT,
+                 unused_days: float = DEFAULT_UNUSED_DAYS):
         self.root = Path(root)
         self.python = python
         self.minor = "{}.{}".format(*sys.version_info[:2]) if python == sys.executable else _minor_of(python)
         self.offline = offline
         self.find_links = [Path(directory).expanduser().resolve() for directory in find_links]
         self.install_timeout = install_timeout
+        self.unused_days = unused_days
         for directory in self.find_links:
             if not directory.is_dir():
                 raise ValueError(f"--find-links {directory}: not a directory")
@@ -200,6 +207,40 @@ class UvEnvironments(EnvironmentResolver):
                 self._build(key, env_dir, base, wanted, bundle_dir, requirements, lock, manifest, pinned_files)
             self._touch(env_dir)
         return WorkerEnvironment(python=str(venv_python(env_dir)), minor=wanted, isolated=True)
+
+    def collect(self, bundle_dirs) -> list:
+        """Remove the environments none of ``bundle_dirs`` needs that were last used more than
+        ``unused_days`` ago; return their hashes. A bundle that cannot be read keeps everything."""
+        needed = set()
+        for bundle_dir in map(Path, bundle_dirs):
+            try:
+                manifest = json.loads((bundle_dir / MANIFEST).read_text("utf-8"))
+                requirements, lock = self._requirement_texts(manifest, bundle_dir)
+            except (OSError, ValueError, EnvironmentMismatch) as exc:
+                log.warning("not collecting environments: cannot tell what %s needs (%s)", bundle_dir, exc)
+                return []
+            needed.add(lock_hash(str((manifest.get("python") or {}).get("minor") or ""), requirements, lock))
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=self.unused_days)
+        removed = []
+        for env_dir in sorted(self.root.iterdir()) if self.root.is_dir() else ():
+            key = env_dir.name
+            if key in needed or key.startswith(".") or not env_dir.is_dir():
+                continue
+            try:
+                last_used = datetime.datetime.fromisoformat(
+                    json.loads((env_dir / METADATA_FILE).read_text("utf-8"))["last_used"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being built, or not ours: leave it
+            if last_used > cutoff:
+                continue
+            try:
+                with exclusive_lock(self.root / f".{key}.lock", 0.1, on_timeout=_still_building):
+                    shutil.rmtree(env_dir)
+            except EnvironmentBuildFailed:
+                continue  # a publish is using it right now
+            log.info("removed environment %s, unused since %s", key[:12], last_used.isoformat())
+            removed.append(key)
+        return removed
 
     # -- the pieces ------------------------------------------------------------------------------
 

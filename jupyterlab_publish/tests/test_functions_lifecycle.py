@@ -158,3 +158,60 @@ def test_a_worker_log_past_its_bound_is_rotated_when_the_worker_restarts(tmp_pat
         assert call(deployment.url, [0], key=deployment.key) == (200, 0)
     finally:
         server.stop()
+
+
+def _age_environments(state: Path, days: int) -> None:
+    """Make every environment look unused for ``days`` days, as if that much time had passed."""
+    import datetime
+    import json
+
+    from jupyterlab_publish.functions.uv_environments import METADATA_FILE
+
+    then = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)).isoformat(timespec="seconds")
+    for metadata_path in state.glob(f"envs/*/{METADATA_FILE}"):
+        metadata = json.loads(metadata_path.read_text())
+        metadata["last_used"] = then
+        metadata_path.write_text(json.dumps(metadata))
+
+
+def _environments(state: Path) -> set:
+    return {p.name for p in (state / "envs").iterdir() if p.is_dir() and not p.name.startswith(".")}
+
+
+def test_environments_no_version_needs_are_removed_once_unused_for_long_enough(tmp_path):
+    from jupyterlab_publish.functions.uv_environments import lock_hash
+
+    six = [{"name": "six", "version": "1.17.0", "why": "a second, different environment"}]
+    server = Server(tmp_path / "state", "--environments", "uv").start()
+    try:
+        kept = server.target().push(make_bundle(tmp_path, "def one(x):\n    return 1\n", "one", "kept", sample=[0]))
+        dropped = server.target().push(make_bundle(tmp_path, "def two(x):\n    return 2\n", "two", "dropped",
+                                                   sample=[0], requirements=six))
+        assert len(_environments(server.state)) == 2
+        server.target().delete("dropped")
+    finally:
+        server.stop()
+    bundle = server.state / "functions" / "kept" / "v1" / "bundle"
+    manifest = __import__("json").loads((bundle / "manifest.json").read_text())
+    needed = lock_hash(manifest["python"]["minor"], (bundle / "requirements.txt").read_text(),
+                       (bundle / "requirements.lock").read_text())
+    (unneeded,) = _environments(server.state) - {needed}
+
+    _age_environments(server.state, days=3)  # not yet past the default of 7 days: both stay
+    server = Server(server.state, "--environments", "uv").start()
+    try:
+        assert call(kept.url.replace(kept.url.split("/functions")[0], server.url), [0], key=kept.key) == (200, 1)
+    finally:
+        server.stop()
+    assert _environments(server.state) == {needed, unneeded}
+
+    _age_environments(server.state, days=30)
+    server = Server(server.state, "--environments", "uv").start()
+    try:
+        wait_for(lambda: _environments(server.state) == {needed}, "the unneeded environment to be removed")
+        # The environment a stored version needs stays however old it is, and still serves.
+        assert call(kept.url.replace(kept.url.split("/functions")[0], server.url), [0], key=kept.key) == (200, 1)
+        assert dropped.name not in [f.name for f in server.target().list()]
+    finally:
+        server.stop()
+    assert "removed environment " + unneeded[:12] in (tmp_path / "state.log").read_text()
