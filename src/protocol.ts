@@ -7,7 +7,7 @@
 export const COMM_TARGET = 'jupyterlab_publish';
 /** Bump on any incompatible change (docs/protocol.md says what changed); a kernel with another
  * version is refused. Versioned apart from the package. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export const METHODS = [
   'list_functions',
@@ -20,6 +20,7 @@ export type Method = (typeof METHODS)[number];
 
 export const STAGES = [
   'analysing',
+  'sample',
   'pickling',
   'bundling',
   'preflight',
@@ -215,6 +216,16 @@ export interface IDeployment {
   key: string | null;
   curl: string;
   bundle_path?: string | null;
+  /** What to put in the curl body when no sample was given (it holds a placeholder per parameter). */
+  curl_note?: string;
+  /** For a bundle nothing serves (a `dir:` target): the commands that serve it, so `curl` works. */
+  serve?: string | null;
+}
+
+/** The kernel's answer to `cancel`: `too_late` once the push began (the new version goes live). */
+export interface ICancelReply {
+  cancelled: boolean;
+  too_late?: boolean;
 }
 
 /** Parameters and result of each method. */
@@ -234,7 +245,7 @@ export interface IMethods {
     result: IAnalysis;
   };
   publish: { params: IPublishParams; result: IDeployment };
-  cancel: { params: { request_id: string }; result: { cancelled: boolean } };
+  cancel: { params: { request_id: string }; result: ICancelReply };
   check_requirements: {
     params: { texts: string[] };
     result: ICheckRequirements;

@@ -141,7 +141,9 @@ describe('KernelConnection', () => {
     });
     await new Promise(resolve => setTimeout(resolve, 10));
     expect(sentId).toBe(publishId);
-    await expect(connection.cancel(sentId)).resolves.toBe(true);
+    await expect(connection.cancel(sentId)).resolves.toEqual({
+      cancelled: true
+    });
     expect((await rejection(publishing)).code).toBe('cancelled');
   });
 

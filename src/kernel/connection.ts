@@ -6,6 +6,7 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import {
   checkReply,
   COMM_TARGET,
+  ICancelReply,
   IHello,
   IMethods,
   IProgress,
@@ -92,17 +93,17 @@ export class KernelConnection implements IDisposable {
     return result;
   }
 
-  /** Ask the kernel to stop a request; the request itself then fails with `cancelled`. */
-  async cancel(requestId: string): Promise<boolean> {
+  /** Ask the kernel to stop a request; the request itself then fails with `cancelled`, unless
+   * the reply says `too_late` (a publish that reached its target goes on to its result). */
+  async cancel(requestId: string): Promise<ICancelReply> {
     if (!this._pending.has(requestId)) {
-      return false;
+      return { cancelled: false };
     }
-    const reply = await this.request(
+    return this.request(
       'cancel',
       { request_id: requestId },
       { timeout: 10_000 }
     );
-    return reply.cancelled;
   }
 
   dispose(reason?: PublishError): void {

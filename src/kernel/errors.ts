@@ -12,9 +12,29 @@ export class PublishError extends Error implements IErrorInfo {
     this.name = 'PublishError';
   }
 
+  /** From the wire; terminal escape codes are removed here too, whatever the sender did. */
   static fromInfo(info: IErrorInfo): PublishError {
-    return new PublishError(info.code, info.message, info.hint, info.details);
+    const details: { [key: string]: unknown } = {};
+    for (const [key, value] of Object.entries(info.details ?? {})) {
+      details[key] = typeof value === 'string' ? stripAnsi(value) : value;
+    }
+    return new PublishError(
+      info.code,
+      stripAnsi(info.message),
+      stripAnsi(info.hint ?? ''),
+      details
+    );
   }
+}
+
+// CSI sequences (colours, cursor moves), OSC sequences (links, titles) and two-character escapes.
+const ANSI_ESCAPE =
+  // eslint-disable-next-line no-control-regex
+  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
+
+/** `text` without terminal escape codes (uv and pip colour their errors). */
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI_ESCAPE, '');
 }
 
 /** The line that installs the kernel side into the kernel's own environment. */

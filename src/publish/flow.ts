@@ -10,18 +10,13 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { KernelConnection, ConnectionRegistry } from '../kernel/connection';
 import { PublishError } from '../kernel/errors';
-import {
-  IDeployment,
-  IFunctionInfo,
-  IProgress,
-  IPublishParams,
-  STAGES
-} from '../protocol';
-import { PublishDialogBody } from './dialog';
+import { IDeployment, IFunctionInfo, IPublishParams } from '../protocol';
+import { IPublishRunner, PublishDialog } from './dialog';
 import { showPublishError } from './errors';
 import { PublishFormModel } from './model';
-import { preflightRetry } from './preflight';
 import { DeploymentResultBody } from './result';
+
+export { stageLabel } from './stages';
 
 export interface IPublishSettings {
   defaultTarget: string;
@@ -55,32 +50,6 @@ export class InFlightRequests {
     }
   }
   private _items = new Map<string, KernelConnection>();
-}
-
-/** What the progress notification calls a stage; literal strings so they reach the catalog. */
-export function stageLabel(stage: string, trans: TranslationBundle): string {
-  switch (stage) {
-    case 'analysing':
-      return trans.__('Analysing');
-    case 'pickling':
-      return trans.__('Pickling');
-    case 'bundling':
-      return trans.__('Bundling');
-    case 'preflight':
-      return trans.__('Pre-flight check');
-    case 'pushing':
-      return trans.__('Pushing');
-    case 'installing':
-      return trans.__('Installing');
-    case 'starting':
-      return trans.__('Starting');
-    case 'smoke_test':
-      return trans.__('Smoke test');
-    case 'done':
-      return trans.__('Done');
-    default:
-      return stage;
-  }
 }
 
 /** The whole "Publish function" path for the active cell; errors are shown, never thrown. */
@@ -137,17 +106,17 @@ async function runFlow(options: IFlowOptions): Promise<IDeployment | null> {
     trans,
     texts => connection.request('check_requirements', { texts }, { timeout })
   );
-  const params = await editPublishParams(model, trans);
-  if (!params) {
-    return null;
-  }
-  const deployment = await publishWithProgress(
-    options,
-    connection,
-    params,
-    timeout
-  );
+  const deployment = await publishInDialog(model, options, connection, timeout);
   if (deployment) {
+    Notification.success(
+      trans.__(
+        '%1 v%2 is live at %3',
+        deployment.name,
+        deployment.version,
+        deployment.url
+      ),
+      { autoClose: 8000 }
+    );
     await showDialog({
       title: trans.__('Published %1', deployment.name),
       body: new DeploymentResultBody(deployment, trans),
@@ -232,139 +201,46 @@ async function pickFunction(
   return fresh;
 }
 
-/** Show the dialog until the form is valid or the user cancels. */
-async function editPublishParams(
+/**
+ * Show the Publish dialog; it publishes in place (progress, cancel, failures by their field, fixes
+ * as buttons) and closes only on success, with the deployment, or when the user cancels it idle.
+ */
+async function publishInDialog(
   model: PublishFormModel,
-  trans: TranslationBundle
-): Promise<IPublishParams | null> {
-  for (;;) {
-    const result = await showDialog({
-      title: trans.__('Publish %1', model.context.functionName),
-      body: new PublishDialogBody(model, trans),
-      buttons: [
-        Dialog.cancelButton(),
-        Dialog.okButton({ label: trans.__('Publish') })
-      ],
-      focusNodeSelector: '.jp-PublishDialog-name'
-    });
-    if (!result.button.accept) {
-      return null;
-    }
-    // The kernel reads every requirement before anything is built; a refusal reopens the dialog
-    // with the reason next to the requirements.
-    await model.checkRequirements();
-    if (model.isValid && result.value) {
-      return result.value;
-    }
-  }
-}
-
-async function publishWithProgress(
   options: IFlowOptions,
   connection: KernelConnection,
-  params: IPublishParams,
   timeout: number
 ): Promise<IDeployment | null> {
-  const { trans } = options;
   let requestId: string | null = null;
-  const cancel = () => {
-    if (requestId) {
-      void connection.cancel(requestId);
-    }
-  };
-  const notice = Notification.emit(
-    trans.__('Publishing %1…', params.name),
-    'in-progress',
-    {
-      autoClose: false,
-      progress: 0,
-      actions: [{ label: trans.__('Cancel'), callback: cancel }]
-    }
-  );
-  const onProgress = (p: IProgress) =>
-    Notification.update({
-      id: notice,
-      message: `${stageLabel(p.stage, trans)}: ${p.message}`,
-      type: 'in-progress',
-      progress: stageProgress(p),
-      actions: [{ label: trans.__('Cancel'), callback: cancel }]
-    });
-  try {
-    const deployment = await connection.request('publish', params, {
-      timeout: Math.max(timeout, 600_000),
-      onProgress,
-      onSent: id => {
-        requestId = id;
-        options.inFlight.add(connection, id);
-      }
-    });
-    Notification.update({
-      id: notice,
-      message: trans.__(
-        '%1 v%2 is live at %3',
-        deployment.name,
-        deployment.version,
-        deployment.url
-      ),
-      type: 'success',
-      autoClose: 8000,
-      actions: []
-    });
-    return deployment;
-  } catch (error) {
-    Notification.dismiss(notice);
-    if (
-      error instanceof PublishError &&
-      error.code === 'name_taken' &&
-      !params.new_version
-    ) {
-      const again = await showDialog({
-        title: trans.__('%1 is already published', params.name),
-        body: error.message,
-        buttons: [
-          Dialog.cancelButton(),
-          Dialog.okButton({ label: trans.__('Publish a new version') })
-        ]
-      });
-      return again.button.accept
-        ? publishWithProgress(
-            options,
-            connection,
-            { ...params, new_version: true },
-            timeout
-          )
-        : null;
-    }
-    // The pre-flight check failed before anything was pushed: offer the fix it found, then retry.
-    const retry = preflightRetry(error, params, trans);
-    if (retry) {
-      return (await showPublishError(error, trans, retry.label))
-        ? publishWithProgress(options, connection, retry.params, timeout)
-        : null;
-    }
-    if (error instanceof PublishError && error.code === 'cancelled') {
-      Notification.info(
-        trans.__('Publishing %1 was cancelled; nothing changed.', params.name),
-        {
-          autoClose: 5000
+  const runner: IPublishRunner = {
+    publish: async (params: IPublishParams, onProgress) => {
+      try {
+        return await connection.request('publish', params, {
+          timeout: Math.max(timeout, 600_000),
+          onProgress,
+          onSent: id => {
+            requestId = id;
+            options.inFlight.add(connection, id);
+          }
+        });
+      } finally {
+        if (requestId) {
+          options.inFlight.delete(requestId);
         }
-      );
-    }
-    throw error;
-  } finally {
-    if (requestId) {
-      options.inFlight.delete(requestId);
-    }
-  }
-}
-
-/** Overall progress across the stages, for the notification's bar. */
-export function stageProgress(p: IProgress): number {
-  const index = Math.max(0, STAGES.indexOf(p.stage));
-  return Math.min(
-    1,
-    (index + Math.max(0, Math.min(1, p.fraction))) / STAGES.length
+        requestId = null;
+      }
+    },
+    cancel: async () =>
+      requestId ? connection.cancel(requestId) : { cancelled: false }
+  };
+  const dialog = new PublishDialog(
+    model,
+    options.trans,
+    runner,
+    options.trans.__('Publish %1', model.context.functionName)
   );
+  const result = await dialog.launch();
+  return result.button.accept ? dialog.deployment : null;
 }
 
 /** A request to a busy kernel waits in its queue: say so instead of looking stuck. */

@@ -1,12 +1,16 @@
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
+import { PublishError } from '../kernel/errors';
 import {
   IAnalysis,
   ICapture,
   ICheckRequirements,
   IHint,
+  IMissingRequirement,
+  IProgress,
   IPublishParams,
-  IRequirement
+  IRequirement,
+  STAGES
 } from '../protocol';
 import { TRANSLATION_DOMAIN } from '../tokens';
 
@@ -86,6 +90,112 @@ export function captureSize(
   }
 }
 
+/** The installed distribution a `missing_requirement` error asks to add, or null. */
+export function missingRequirement(error: unknown): IMissingRequirement | null {
+  if (
+    !(error instanceof PublishError) ||
+    error.code !== 'missing_requirement'
+  ) {
+    return null;
+  }
+  const details = error.details as Partial<IMissingRequirement>;
+  if (typeof details.distribution !== 'string' || !details.distribution) {
+    return null;
+  }
+  return {
+    module: String(details.module ?? ''),
+    distribution: details.distribution,
+    version: typeof details.version === 'string' ? details.version : ''
+  };
+}
+
+/** The part of the dialog a failed publish concerns: its message shows next to that field. */
+export type FailureField =
+  'name' | 'requirements' | 'sample' | 'target' | 'analysis' | 'general';
+
+/** What the user can do about a failure, offered as a button next to its message. */
+export type FixKind =
+  'new_version' | 'rename' | 'add_requirement' | 'skip_preflight' | 'retry';
+
+export interface IFix {
+  kind: FixKind;
+  label: string;
+}
+
+/** A publish that failed, shown inside the dialog; the form keeps everything the user entered. */
+export interface IPublishFailure {
+  field: FailureField;
+  code: string;
+  message: string;
+  hint: string;
+  /** A worker's or pre-flight's log, when the error carries one. */
+  log: string;
+  fixes: IFix[];
+  /** Cancelled: not an error, said as an outcome. */
+  cancelled: boolean;
+}
+
+/** Where a publish is: shown as the dialog's progress bar. */
+export interface IPublishProgress {
+  stage: string;
+  /** Of the current stage, within [0, 1]. */
+  fraction: number;
+  message: string;
+  /** `Date.now()` when Publish was clicked, for the elapsed time. */
+  startedAt: number;
+  /** A cancel was asked for; `tooLate` once the kernel said the push had begun. */
+  cancelling: boolean;
+  tooLate: boolean;
+}
+
+/** Overall progress across the stages, for the dialog's bar. */
+export function stageProgress(p: { stage: string; fraction: number }): number {
+  const index = Math.max(0, STAGES.indexOf(p.stage as IProgress['stage']));
+  return Math.min(
+    1,
+    (index + Math.max(0, Math.min(1, p.fraction))) / STAGES.length
+  );
+}
+
+/** `m:ss` of a duration in milliseconds. */
+export function formatElapsed(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+/** The dialog field an error code concerns. */
+export function failureField(error: PublishError): FailureField {
+  switch (error.code) {
+    case 'name_taken':
+    case 'invalid_name':
+      return 'name';
+    case 'missing_requirement':
+    case 'environment_mismatch':
+      return 'requirements';
+    case 'bad_request':
+      // A refused requirement names its row; other bad requests are bugs.
+      return error.details?.field === 'requirements'
+        ? 'requirements'
+        : 'general';
+    case 'invalid_sample':
+    case 'sample_failed':
+    case 'invalid_input':
+    case 'preflight_failed':
+    case 'smoke_test_failed':
+      return 'sample';
+    case 'unknown_target':
+    case 'target_unreachable':
+    case 'target_error':
+    case 'unauthorized':
+      return 'target';
+    case 'unpicklable':
+    case 'not_defined':
+      return 'analysis';
+    default:
+      return 'general';
+  }
+}
+
 /**
  * The state of the Publish dialog and its validation, kept apart from React so it is tested
  * directly. Every setter returns nothing; `errors` is recomputed from the state.
@@ -121,6 +231,171 @@ export class PublishFormModel {
   /** Callable without the function's key (function-server targets; others ignore it). */
   isPublic = false;
   requirements: IRequirementRow[];
+  /** The last publish's failure, shown next to its field until that field is edited. */
+  failure: IPublishFailure | null = null;
+  /** Set while a publish runs. */
+  progress: IPublishProgress | null = null;
+
+  get publishing(): boolean {
+    return this.progress !== null;
+  }
+
+  /** Publish was clicked: show the bar from its first stage. */
+  startPublishing(now = Date.now()): void {
+    this.failure = null;
+    this.progress = {
+      stage: STAGES[0],
+      fraction: 0,
+      message: '',
+      startedAt: now,
+      cancelling: false,
+      tooLate: false
+    };
+  }
+
+  onProgress(p: IProgress): void {
+    if (this.progress) {
+      this.progress = {
+        ...this.progress,
+        stage: p.stage,
+        fraction: p.fraction,
+        message: p.message
+      };
+    }
+  }
+
+  /** The publish ended without a deployment: keep the form, show why next to its field. */
+  fail(error: unknown, params: IPublishParams): void {
+    this.progress = null;
+    const err =
+      error instanceof PublishError
+        ? error
+        : new PublishError(
+            'internal',
+            String((error as Error)?.message ?? error),
+            this._trans.__(
+              'This is a bug in jupyterlab-publish; please report it.'
+            )
+          );
+    const log =
+      typeof err.details?.log === 'string' ? (err.details.log as string) : '';
+    const cancelled = err.code === 'cancelled';
+    this.failure = {
+      field: cancelled ? 'general' : failureField(err),
+      code: err.code,
+      message: cancelled
+        ? this._trans.__(
+            'Publishing was cancelled; nothing changed on the target.'
+          )
+        : err.message,
+      hint: cancelled ? '' : err.hint,
+      log,
+      fixes: cancelled ? [] : this._fixes(err, params),
+      cancelled
+    };
+    if (err.code === 'missing_requirement') {
+      this._missing = missingRequirement(err);
+    }
+  }
+
+  /**
+   * Apply a fix the failure offered; the parameters to publish with next, or null when the fix
+   * only changes the form (e.g. "Choose another name": the user types it, then clicks Publish).
+   */
+  applyFix(kind: FixKind): IPublishParams | null {
+    this.failure = null;
+    switch (kind) {
+      case 'new_version':
+        return this.toParams(true);
+      case 'add_requirement': {
+        const missing = this._missing;
+        if (missing) {
+          this._setRequirement(
+            missing.distribution,
+            missing.version,
+            this._trans.__('added after the pre-flight check')
+          );
+        }
+        return this.toParams();
+      }
+      case 'skip_preflight':
+        return { ...this.toParams(), preflight: false };
+      case 'retry':
+        return this.toParams();
+      case 'rename':
+      default:
+        return null;
+    }
+  }
+
+  /** A field was edited: a failure about it no longer holds. */
+  edited(field: FailureField): void {
+    if (this.failure?.field === field) {
+      this.failure = null;
+    }
+  }
+
+  private _fixes(err: PublishError, params: IPublishParams): IFix[] {
+    const trans = this._trans;
+    switch (err.code) {
+      case 'name_taken':
+        return [
+          { kind: 'new_version', label: trans.__('Publish as a new version') },
+          { kind: 'rename', label: trans.__('Choose another name') }
+        ];
+      case 'missing_requirement': {
+        const missing = missingRequirement(err);
+        if (!missing) {
+          return [];
+        }
+        const pin = missing.version
+          ? `${missing.distribution}==${missing.version}`
+          : missing.distribution;
+        const listed = this.requirements.find(
+          r => canonicalName(r.name) === canonicalName(missing.distribution)
+        );
+        // Already added and still missing: offering it again would loop.
+        if (listed && (!missing.version || requirementText(listed) === pin)) {
+          return [];
+        }
+        return [
+          {
+            kind: 'add_requirement',
+            label: trans.__('Add %1 and publish again', pin)
+          }
+        ];
+      }
+      case 'preflight_failed':
+        return params.preflight === false
+          ? []
+          : [
+              {
+                kind: 'skip_preflight',
+                label: trans.__('Publish without the check')
+              }
+            ];
+      case 'target_unreachable':
+      case 'timeout':
+      case 'busy':
+        return [{ kind: 'retry', label: trans.__('Try again') }];
+      default:
+        return [];
+    }
+  }
+
+  /** Add a row, or re-pin the listed one, keeping the user's other edits. */
+  private _setRequirement(name: string, version: string, why: string): void {
+    const existing = this.requirements.find(
+      r => canonicalName(r.name) === canonicalName(name)
+    );
+    if (existing) {
+      existing.version = version;
+      delete existing.requirement;
+    } else {
+      this.requirements.push({ name, version, why, added: true });
+    }
+    this._requirementErrors.delete(canonicalName(name));
+  }
 
   /** Add what pip accepts (`pandas==2.2.3`, `scikit-learn>=1.8`, `pandas[parquet]`); the kernel
    * reads it. Resolves to an error message, or null when added. */
@@ -241,8 +516,8 @@ export class PublishFormModel {
     const blocking = this.analysis.errors ?? [];
     if (blocking.length) {
       errors.analysis = this._trans._n(
-        'A captured value will not work once published. Fix the cell so the function no longer captures it, run it again, and publish again.',
-        '%1 captured values will not work once published. Fix the cell so the function no longer captures them, run it again, and publish again.',
+        'One problem blocks publishing: fix it in the notebook (the fix is given with it), run the cell again, and publish again.',
+        '%1 problems block publishing: fix them in the notebook (the fix is given with each), run the cells again, and publish again.',
         blocking.length
       );
     }
@@ -302,4 +577,6 @@ export class PublishFormModel {
 
   /** Canonical name → the kernel's reason for refusing that row. */
   private _requirementErrors = new Map<string, string>();
+  /** The distribution the last `missing_requirement` failure asked to add. */
+  private _missing: ReturnType<typeof missingRequirement> = null;
 }

@@ -1,33 +1,16 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { PublishError } from '../kernel/errors';
-import { IMissingRequirement, IPublishParams } from '../protocol';
-import { canonicalName, requirementName } from './model';
+import { IPublishParams } from '../protocol';
+import { canonicalName, missingRequirement, requirementName } from './model';
+
+export { missingRequirement };
 
 /** A second attempt the error dialog can offer after the kernel's pre-flight check failed. */
 export interface IRetry {
   /** The dialog button, e.g. "Add pandas==3.1.1 and publish again". */
   label: string;
   params: IPublishParams;
-}
-
-/** The installed distribution a `missing_requirement` error asks to add, or null. */
-export function missingRequirement(error: unknown): IMissingRequirement | null {
-  if (
-    !(error instanceof PublishError) ||
-    error.code !== 'missing_requirement'
-  ) {
-    return null;
-  }
-  const details = error.details as Partial<IMissingRequirement>;
-  if (typeof details.distribution !== 'string' || !details.distribution) {
-    return null;
-  }
-  return {
-    module: String(details.module ?? ''),
-    distribution: details.distribution,
-    version: typeof details.version === 'string' ? details.version : ''
-  };
 }
 
 /** `params` with the distribution added, or re-pinned when it is listed already; `why` says where it
