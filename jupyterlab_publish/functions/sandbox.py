@@ -43,13 +43,17 @@ import dataclasses
 import json
 import logging
 import os
-import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
+
+try:
+    import pwd  # POSIX only: accounts to run fallback workers as
+except ImportError:
+    pwd = None
 
 log = logging.getLogger("jupyterlab_publish.functions")
 
@@ -285,7 +289,7 @@ def _runs_as(account, python: str, isolated: bool, service: Optional[Path], work
 
 def _worker_account() -> Optional[str]:
     """The unprivileged account a root server runs fallback workers as, if there is one."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    if pwd is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
     name = os.environ.get(WORKER_USER_ENV, "").strip() or DEFAULT_WORKER_USER
     try:
