@@ -117,6 +117,7 @@ class HostCheck:
                 raise SettingsError(f"--allowed-hosts entry {name!r} has an invalid port")
             (self.exact if port else self.any_port).add(name if port else host)
         self.names = ", ".join(sorted(self.exact | self.any_port))
+        self.accepted: set = set()  # raw Host values found allowed already: one set lookup per request
 
     def allows(self, name: str) -> bool:
         name = name.lower()
@@ -131,12 +132,17 @@ class HostCheck:
                 origin = value
             elif key == b"sec-fetch-site":
                 site = value
-        if host is None:
-            return "the request has no Host header; send the host name you reached the server by"
-        host = host.decode("latin-1")
-        if not self.allows(host):
-            return (f"the Host {host!r} is not a name of this function server (it answers to {self.names}); "
-                    "a page on another site that points its own name at this machine is refused")
+        if host not in self.accepted:
+            if host is None:
+                return "the request has no Host header; send the host name you reached the server by"
+            name = host.decode("latin-1")
+            if not self.allows(name):
+                return (f"the Host {name!r} is not a name of this function server (it answers to {self.names}); "
+                        "a page on another site that points its own name at this machine is refused")
+            if len(self.accepted) < 256:
+                self.accepted.add(host)
+        if site is None and origin is None:
+            return None
         if site is not None and site.lower() == b"cross-site":
             return "a request made by a page of another site (Sec-Fetch-Site: cross-site) is refused"
         if origin is not None:
