@@ -16,5 +16,5 @@ __all__ = ["Deployments", "setup_handlers"]
 
 def _load_jupyter_server_extension(server_app) -> None:
     """Called by Jupyter server when the extension is enabled (jupyter-config/)."""
-    setup_handlers(server_app.web_app, Deployments())
+    setup_handlers(server_app.web_app, Deployments(server_app.root_dir))
     server_app.log.info("jupyterlab_publish: the Deployments API is at /jupyterlab-publish/")

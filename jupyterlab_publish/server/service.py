@@ -61,15 +61,36 @@ def _needs(target: Target, verb: str) -> None:
         raise target.unsupported(verb)
 
 
-def _function_entry(info: dict, metrics: Optional[dict], with_key: bool) -> dict:
+def openable_path(notebook: Optional[str], root_dir: Optional[str]) -> Optional[str]:
+    """The notebook as a path JupyterLab can open (relative to its root), or None.
+
+    The dialog records the path JupyterLab gave it, already relative; ``publish()`` from Python
+    records the kernel's ``__session__``, which may be absolute: it opens only inside the root."""
+    if not notebook:
+        return None
+    path = Path(notebook).expanduser()
+    if not path.is_absolute():
+        return path.as_posix()
+    if not root_dir:
+        return None
+    try:
+        return path.resolve().relative_to(Path(root_dir).expanduser().resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _function_entry(info: dict, metrics: Optional[dict], with_key: bool, root_dir: Optional[str]) -> dict:
     """A ``show`` answer for the browser: the key only when asked, plus metrics and the live
-    version's provenance (the notebook and cell it came from)."""
+    version's provenance (the notebook and cell it came from, with the path to open it by)."""
     entry = dict(info)
     entry["keyed"] = info.get("key") is not None
     if not with_key:
         entry["key"] = None
     live = next((v for v in info.get("versions") or () if v["version"] == info.get("live_version")), None)
-    entry["provenance"] = (live or {}).get("provenance")
+    provenance = (live or {}).get("provenance")
+    if isinstance(provenance, dict):
+        provenance = {**provenance, "notebook_path": openable_path(provenance.get("notebook"), root_dir)}
+    entry["provenance"] = provenance
     entry["metrics"] = metrics
     return entry
 
@@ -96,7 +117,12 @@ def lines_since(log: str, since: Optional[str]) -> tuple:
 
 
 class Deployments:
-    """The operations of the REST API; each blocks and runs in the handlers' executor."""
+    """The operations of the REST API; each blocks and runs in the handlers' executor.
+
+    ``root_dir`` is the folder JupyterLab serves, to turn a notebook's path into one it can open."""
+
+    def __init__(self, root_dir: Optional[str] = None):
+        self.root_dir = root_dir
 
     def targets(self, specs: list) -> list:
         out = describe_targets(specs)
@@ -123,7 +149,7 @@ class Deployments:
                     continue  # deleted between the list and the show
             else:
                 info = summary.to_dict()
-            functions.append(_function_entry(info, metrics.get(summary.name), with_key=False))
+            functions.append(_function_entry(info, metrics.get(summary.name), False, self.root_dir))
         return {"target": target.spec(), "started": True, "functions": functions, "metrics_error": metrics_error}
 
     def _metrics(self, target: Target) -> tuple:
@@ -140,7 +166,7 @@ class Deployments:
         _needs(target, "show")
         info = target.show(name).to_dict()
         metrics, _ = self._metrics(target)
-        return _function_entry(info, metrics.get(name), with_key)
+        return _function_entry(info, metrics.get(name), with_key, self.root_dir)
 
     def rollback(self, ref: TargetRef, name: str, to: Optional[int]) -> dict:
         target = ref.build()

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from jupyterlab_publish.server.service import lines_since, log_cursor
+from jupyterlab_publish.server.service import lines_since, log_cursor, openable_path
 
 from function_server import Server, adder, make_bundle
 
@@ -87,6 +87,7 @@ async def test_lists_functions_with_status_metrics_and_provenance(jp_fetch, publ
     assert add["keyed"] is True and add["key"] is None, "the key is sent only when asked for"
     assert add["url"] == f"{published.url}/functions/add"
     assert add["provenance"]["notebook"] == "work/analysis.ipynb" and add["provenance"]["cell_id"] == "cell-7"
+    assert add["provenance"]["notebook_path"] == "work/analysis.ipynb", "the path JupyterLab opens it by"
     assert add["provenance"]["source_hash"].startswith("sha256:")
     assert [v["status"] for v in add["versions"]] == ["retired", "live"]
     assert all(v["created"] and v["provenance"]["user"] for v in add["versions"])
@@ -240,3 +241,11 @@ def test_follow_cursor_returns_only_new_lines_and_flags_a_gap():
     assert lines_since(log, cursor)[0] == ""
     text, _, gap = lines_since("x\ny", cursor)
     assert (text, gap) == ("x\ny", True), "a cursor out of the window returns the window, flagged"
+
+
+def test_a_notebook_path_is_opened_relative_to_the_jupyter_root(tmp_path):
+    root = tmp_path / "root"
+    assert openable_path("work/a.ipynb", str(root)) == "work/a.ipynb"
+    assert openable_path(str(root / "work" / "a.ipynb"), str(root)) == "work/a.ipynb"
+    assert openable_path(str(tmp_path / "elsewhere.ipynb"), str(root)) is None, "outside the root: not openable"
+    assert openable_path(None, str(root)) is None

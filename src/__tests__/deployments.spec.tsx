@@ -80,7 +80,11 @@ function predictor(overrides: Partial<IFunction> = {}): IFunction {
       p99: 0.25,
       in_flight: 0
     },
-    provenance: { notebook: 'kmeans.ipynb', cell_id: 'c2' },
+    provenance: {
+      notebook: 'work/kmeans.ipynb',
+      notebook_path: 'work/kmeans.ipynb',
+      cell_id: 'c2'
+    },
     ...overrides
   };
 }
@@ -376,11 +380,25 @@ describe('the Deployments panel', () => {
     );
     expect(item.textContent).toContain('4.2 ms');
     expect(item.textContent).toContain('250 ms');
-    click(item.querySelector('.jp-Deployments-source'));
-    expect(actions.openSource).toHaveBeenCalledWith({
-      notebook: 'kmeans.ipynb',
-      cell_id: 'c2'
-    });
+    const source = item.querySelector('.jp-Deployments-source')!;
+    expect(source.textContent).toBe('kmeans.ipynb(its cell)');
+    click(source);
+    expect(actions.openSource).toHaveBeenCalledWith(
+      expect.objectContaining({ notebook_path: 'work/kmeans.ipynb' })
+    );
+  });
+
+  it('names a notebook outside the served folder but cannot open it', async () => {
+    const node = await show([
+      predictor({
+        provenance: { notebook: '/elsewhere/kmeans.ipynb', notebook_path: null }
+      })
+    ]);
+    const source = node.querySelector<HTMLButtonElement>(
+      '.jp-Deployments-source'
+    )!;
+    expect(source.disabled).toBe(true);
+    expect(source.title).toContain('outside the folder JupyterLab serves');
   });
 
   it('hides the key until asked, then shows it with a copy button', async () => {

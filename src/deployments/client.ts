@@ -8,7 +8,10 @@ export const API_ROUTE = 'jupyterlab-publish';
 export type FunctionStatus = 'healthy' | 'starting' | 'restarting' | 'failed';
 
 export interface IProvenance {
+  /** The notebook's path as the kernel saw it (relative to JupyterLab's root, or absolute). */
   notebook?: string | null;
+  /** The same notebook as a path JupyterLab can open; null when it is outside its root. */
+  notebook_path?: string | null;
   cell_id?: string | null;
   source_hash?: string | null;
   git_commit?: string | null;

@@ -235,20 +235,20 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
   const status = fn.status ?? 'stored';
   return (
     <li className="jp-Deployments-function" data-name={fn.name}>
-      <div className="jp-Deployments-functionHeader">
-        <button
-          className="jp-Deployments-expand"
-          aria-expanded={open}
-          title={open ? trans.__('Hide details') : trans.__('Show details')}
-          onClick={() => setOpen(!open)}
-        >
-          {open ? (
-            <caretDownIcon.react tag="span" />
-          ) : (
-            <caretRightIcon.react tag="span" />
-          )}
-          <span className="jp-Deployments-name">{fn.name}</span>
-        </button>
+      <button
+        className="jp-Deployments-expand"
+        aria-expanded={open}
+        title={open ? trans.__('Hide details') : trans.__('Show details')}
+        onClick={() => setOpen(!open)}
+      >
+        {open ? (
+          <caretDownIcon.react tag="span" />
+        ) : (
+          <caretRightIcon.react tag="span" />
+        )}
+        <span className="jp-Deployments-name">{fn.name}</span>
+      </button>
+      <div className="jp-Deployments-badges">
         {fn.live_version !== null && (
           <span className="jp-Deployments-version">
             {trans.__('v%1', fn.live_version)}
@@ -313,13 +313,27 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
         <div className="jp-Deployments-row">
           <button
             className="jp-Deployments-source"
-            title={trans.__(
-              'Open the notebook at the cell this was published from'
-            )}
+            disabled={!fn.provenance.notebook_path}
+            title={
+              fn.provenance.notebook_path
+                ? trans.__(
+                    'Open %1 at the cell this was published from',
+                    fn.provenance.notebook_path
+                  )
+                : trans.__(
+                    '%1 is outside the folder JupyterLab serves',
+                    fn.provenance.notebook
+                  )
+            }
             onClick={() => void actions.openSource(fn.provenance!)}
           >
             <notebookIcon.react tag="span" />
-            <span>{fn.provenance.notebook}</span>
+            <span>{basename(fn.provenance.notebook)}</span>
+            {fn.provenance.cell_id && (
+              <span className="jp-Deployments-cell">
+                {trans.__('(its cell)')}
+              </span>
+            )}
           </button>
         </div>
       )}
@@ -380,6 +394,7 @@ function FunctionDetails(props: IViewProps & { fn: IFunction }): JSX.Element {
       <div className="jp-Deployments-actions">
         <Button
           small
+          minimal
           className="jp-Deployments-docs"
           onClick={() => actions.openDocs(fn.name)}
         >
@@ -388,7 +403,8 @@ function FunctionDetails(props: IViewProps & { fn: IFunction }): JSX.Element {
         </Button>
         <Button
           small
-          className="jp-Deployments-delete jp-mod-warn"
+          minimal
+          className="jp-Deployments-delete"
           onClick={() => void actions.remove(fn.name)}
         >
           <deleteIcon.react tag="span" />
@@ -397,6 +413,10 @@ function FunctionDetails(props: IViewProps & { fn: IFunction }): JSX.Element {
       </div>
     </div>
   );
+}
+
+function basename(path: string): string {
+  return path.split(/[\\/]/).pop() || path;
 }
 
 function shortHash(hash: string | null | undefined): string {

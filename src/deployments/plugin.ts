@@ -240,11 +240,11 @@ async function openSource(
   provenance: IProvenance,
   trans: TranslationBundle
 ): Promise<void> {
-  if (!provenance.notebook) {
+  if (!provenance.notebook_path) {
     return;
   }
   const widget: any = await app.commands.execute('docmanager:open', {
-    path: provenance.notebook
+    path: provenance.notebook_path
   });
   if (!widget?.content?.widgets || !provenance.cell_id) {
     return;
@@ -258,7 +258,7 @@ async function openSource(
     Notification.warning(
       trans.__(
         'The cell this was published from is no longer in %1.',
-        provenance.notebook
+        provenance.notebook_path
       ),
       { autoClose: 5000 }
     );

@@ -155,9 +155,8 @@ test('manage a published function from the Deployments panel', async ({
   // Where it came from: the notebook opens with the function's cell selected.
   await page.notebook.selectCells(0);
   await item.locator('.jp-Deployments-source').click();
-  await expect
-    .poll(() => page.notebook.isCellSelected(FUNCTION_CELL))
-    .toBe(true);
+  const functionCell = await page.notebook.getCellLocator(FUNCTION_CELL);
+  await expect(functionCell!).toHaveClass(/jp-mod-active/);
 
   // Delete from the palette: pick the function, confirm; it is gone from the panel and its URL
   // stops answering.
