@@ -45,7 +45,9 @@ HTTP_STATUS = {
     "smoke_test_failed": 422,  # the deployed function failed its smoke test; nothing switched
     "not_found": 404,  # no such function, version or route
     "unauthorized": 401,  # a missing or wrong admin token or function key
+    "forbidden_origin": 403,  # a Host this server does not answer to, or a request from another site's page
     "payload_too_large": 413,  # a bundle or request body over the limit
+    "headers_too_large": 431,  # a request's headers exceed the server's limit
     "unavailable": 503,  # the function's worker is not running (restarting, or failed to start)
     "worker_failed": 502,  # the worker failed during the call
     "timeout": 504,  # the function did not answer in time
