@@ -76,18 +76,38 @@ export async function completePublishDialog(
   await expect(dialog.locator('.jp-PublishDialog-signature')).toContainText(
     'predictor(x)'
   );
+  const sklearn = dialog.locator(
+    '.jp-PublishDialog-requirement[data-name="scikit-learn"]'
+  );
+  await expect(sklearn).toBeVisible();
+  await expect(sklearn.locator('.jp-PublishDialog-why')).toContainText(
+    'kmodel'
+  );
   await dialog.locator('.jp-PublishDialog-name').fill(name);
   await dialog.locator('.jp-PublishDialog-validator').selectOption('validator');
   await dialog.locator('.jp-PublishDialog-sample').fill('[[0.5, 0.5]]');
+  if (process.env.UPDATE_DOCS_SCREENSHOTS) {
+    // The README's picture of the dialog: refreshed on request, never compared.
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await dialog
+      .locator('.jp-Dialog-body')
+      .evaluate(body => body.scrollTo(0, 0));
+    await dialog.locator('.jp-Dialog-content').screenshot({
+      path: path.resolve(__dirname, '..', '..', 'docs', 'publish-dialog.png')
+    });
+  }
   if (options.public) {
     await dialog.locator('.jp-PublishDialog-public').check();
   }
   const clicked = Date.now();
   await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
-  await expect(page.locator('.jp-PublishResult-url')).toBeVisible({
-    timeout: 180_000
-  });
+
+  const url = page.locator('.jp-PublishResult-url');
+  await expect(url).toBeVisible({ timeout: 180_000 });
   // Reported, never asserted: the click-to-URL figure for the closing notes and benchmarks.
   console.log(`click to URL for ${name}: ${Date.now() - clicked} ms`);
+  await expect(page.locator('.jp-PublishResult-curl')).toContainText(
+    `-d '[[0.5, 0.5]]'`
+  );
   return readResult(page);
 }
