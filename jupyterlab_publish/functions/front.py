@@ -133,8 +133,9 @@ class Front:
         worker = pool.next_handoff_worker()
         # False: the worker is gone or its queue is full, and our app serves this one (and restarts
         # it). True: the worker serves it; we keep a copy only where the runtime shares its slot
-        # table (contract 3), to answer the client should the worker die mid-call.
-        if worker is None or not worker.hand_off(conn):
+        # table (contract 3), to answer the client should the worker die mid-call, or to serve it
+        # here should the worker die while it is idle.
+        if worker is None or not worker.hand_off(conn, self.serve_locally):
             return False
         self.counters["handed_off"] += 1
         return True

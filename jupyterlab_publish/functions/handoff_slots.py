@@ -7,12 +7,15 @@ connections the server creates a small shared file of one-byte slots (``--slots-
 connection with its slot number, and keeps its own copy of the descriptor. The worker writes the
 slot's state as requests come and go (plain stores into the mapping: no system call per request).
 When the worker is gone, the server reads the table: a call was running → a JSON 502 saying so; the
-connection was never taken up → a JSON 503 (nothing ran: sending it again is safe); otherwise the
-connection is closed. Slots the worker marked closed are freed as the table is swept.
+connection was never taken up, or was idle between requests → the server serves it from now on
+(nothing of a request was read from it: its next request is proxied to a running worker), else a
+JSON 503 / a close; the answer was being written → closed. Slots the worker marked closed are freed
+as the table is swept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import logging
@@ -28,6 +31,7 @@ from ..runtime.service_handoff import (
     SLOT_CLOSED,
     SLOT_FREE,
     SLOT_HANDED,
+    SLOT_IDLE,
     SLOT_PAYLOAD,
     SLOT_RUNNING,
     UNTRACKED,
@@ -77,9 +81,15 @@ class HandedConnections:
         self.cursor = 0
         self.lock = threading.Lock()  # the event loop hands off and sweeps; stopping a worker runs in a thread
         self.closed = False
+        self.serve_locally = None  # (loop, serve(conn)): how the server serves a connection it takes back
 
-    def hand_off(self, control: socket.socket, conn: socket.socket) -> bool:
-        """Send ``conn`` to the worker with a slot, keeping our copy; False if it could not be sent."""
+    def hand_off(self, control: socket.socket, conn: socket.socket, serve_locally=None) -> bool:
+        """Send ``conn`` to the worker with a slot, keeping our copy; False if it could not be sent.
+
+        ``serve_locally(conn)``, called on this (the front's) event loop, serves a connection with the
+        server's own app: where the idle connections of a dead worker go."""
+        if serve_locally is not None and self.serve_locally is None:
+            self.serve_locally = (asyncio.get_running_loop(), serve_locally)
         with self.lock:
             slot = self._free_slot()
             if slot is not None:
@@ -126,12 +136,15 @@ class HandedConnections:
         unserved = PublishError(
             "unavailable", f"the worker serving {self.name} {why} before it read this request; nothing ran",
             "send the request again")
-        outcome = {"answered_502": 0, "answered_503": 0, "closed": 0}
+        outcome = {"answered_502": 0, "answered_503": 0, "closed": 0, "served_here": 0}
         with self.lock:
             self.closed = True
             held, self.held = self.held, {}
             for slot, conn in held.items():
                 state = self.map[slot]
+                if state in (SLOT_HANDED, SLOT_IDLE) and self._take_back(conn):
+                    outcome["served_here"] += 1
+                    continue
                 answer = _answer(died) if state == SLOT_RUNNING else _answer(unserved) if state == SLOT_HANDED else None
                 try:
                     if answer is not None:
@@ -149,10 +162,22 @@ class HandedConnections:
                     conn.close()
             self.map.close()
             os.close(self.fd)
-        if outcome["answered_502"] or outcome["answered_503"]:
-            log.warning("the worker serving %s %s: answered %d call(s) in progress with 502 and %d unread "
-                        "request(s) with 503", self.name, why, outcome["answered_502"], outcome["answered_503"])
+        if outcome["answered_502"] or outcome["answered_503"] or outcome["served_here"]:
+            log.warning("the worker serving %s %s: answered %d call(s) in progress with 502 and %d unread request(s) "
+                        "with 503; %d idle connection(s) are served by the server now", self.name, why,
+                        outcome["answered_502"], outcome["answered_503"], outcome["served_here"])
         return outcome
+
+    def _take_back(self, conn: socket.socket) -> bool:
+        """Have the server serve a connection none of whose next request the worker read."""
+        if self.serve_locally is None:
+            return False
+        loop, serve = self.serve_locally
+        try:
+            loop.call_soon_threadsafe(serve, conn)  # worker_gone runs in a thread; serving is the loop's
+        except RuntimeError:  # the loop has closed: the server is exiting
+            return False
+        return True
 
 
 __all__ = ["HandedConnections", "SLOTS"]

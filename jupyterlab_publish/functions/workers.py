@@ -377,8 +377,9 @@ class Worker:
 
     # -- handed-off connections (contract 3; handoff_slots.py) -----------------------------------
 
-    def hand_off(self, conn: socket.socket) -> bool:
-        """Pass an accepted connection to this worker; False if it cannot take it now."""
+    def hand_off(self, conn: socket.socket, serve_locally=None) -> bool:
+        """Pass an accepted connection to this worker; False if it cannot take it now. ``serve_locally``
+        (called on the running loop) serves a connection of this worker that the server takes back."""
         control = self.handoff_socket
         if control is None:
             return False
@@ -389,7 +390,7 @@ class Worker:
                 return False
             conn.close()  # the worker holds its own descriptor now; the connection stays open
             return True
-        return self.connections.hand_off(control, conn)
+        return self.connections.hand_off(control, conn, serve_locally)
 
     def _exit_reason(self) -> str:
         code = self.returncode

@@ -441,13 +441,12 @@ class FunctionEndpoint:
 
     # -- invocation: the hot path
 
-    async def invoke(self, scope, receive, send) -> None:
+    async def invoke(self, scope, receive, send, slot: int | None = None) -> None:
+        """Answer one call; ``slot``: its connection's slot in the server's table (handed off, contract 3)."""
         stats = self.stats
         started = time.perf_counter()
         stats.in_flight += 1
         status = 500
-        slots = self.slots
-        slot = slots.begin(self.slot_of, scope) if slots is not None else None
         try:
             status, body = await self._answer(scope, receive)
             headers = self._headers(status, len(body))
@@ -456,14 +455,12 @@ class FunctionEndpoint:
                 # must never be taken for the next request either.
                 headers = headers + [(b"connection", b"close")]
             if slot is not None:
-                slots.writing(slot)
+                self.slots.writing(slot)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except _ClientGone:
             status = 499  # the client left before sending its body (nginx's name for it)
         finally:
-            if slot is not None:
-                slots.idle(slot)
             stats.in_flight -= 1
             stats.observe(status, time.perf_counter() - started)
 
@@ -529,20 +526,15 @@ class FunctionEndpoint:
 
     # -- other paths on a handed-off connection
 
-    async def relay(self, scope, receive, send) -> None:
+    async def relay(self, scope, receive, send, slot: int | None = None) -> None:
         if self.upstream is None:
             message = f"{scope['path']} is not served here: this worker serves {self.prefix}"
             return await _send(send, *errors.answer("not_found", message), close=_has_body(scope["headers"]))
-        slots = self.slots
-        slot = slots.begin(self.slot_of, scope) if slots is not None else None
+        answering = None if slot is None else (lambda: self.slots.writing(slot))
         try:
-            answering = None if slot is None else (lambda: slots.writing(slot))
             await _Relay(self.upstream, scope, receive, send, answering).run()
         except _ClientGone:
             pass
-        finally:
-            if slot is not None:
-                slots.idle(slot)
 
     # -- pages
 
@@ -665,9 +657,23 @@ class FunctionApp:
                 refusal = hosts.refusal(scope["headers"])
                 if refusal is not None:
                     return await _send(send, *errors.answer("forbidden_origin", refusal), close=True)
+            slots = self.service.slots
+            if slots is not None and self.own_paths is not None:
+                # A handed-off connection: its slot says "running" until the answer is out, so that
+                # if this worker dies the server answers the client (or serves it when idle).
+                slot = slots.begin(self.service.slot_of, scope)
+                try:
+                    return await self._route(scope, receive, send, slot)
+                finally:
+                    if slot is not None:
+                        slots.idle(slot)
+        return await self._route(scope, receive, send, None)
+
+    async def _route(self, scope, receive, send, slot) -> None:
+        if scope["type"] == "http":
             path = scope["path"]
             if scope["method"] == "POST" and path in self.invoke_paths:
-                return await self.service.invoke(scope, receive, send)
+                return await self.service.invoke(scope, receive, send, slot)
             if self.own_paths is not None and path not in self.own_paths:
-                return await self.service.relay(scope, receive, send)
+                return await self.service.relay(scope, receive, send, slot)
         await self.pages(scope, receive, send)

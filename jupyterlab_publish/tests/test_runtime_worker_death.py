@@ -75,21 +75,37 @@ def test_a_worker_killed_mid_call_answers_its_client_with_a_json_502(server, tmp
     wait_for(lambda: call(url, [0], key=deployment.key) == (200, 0), "the restarted worker to answer")
 
 
-def test_an_idle_handed_off_connection_is_closed_not_answered_when_its_worker_dies(server, tmp_path):
+def _exchange(client: socket.socket, request: bytes) -> bytes:
+    """Send one request, read one response framed by its Content-Length."""
+    client.sendall(request)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = client.recv(65536)
+        assert chunk, f"the connection ended: {answer!r}"
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = client.recv(65536)
+        assert chunk, f"the connection ended: {answer!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_an_idle_connection_of_a_killed_worker_is_served_by_the_server_from_then_on(server, tmp_path):
     deployment = server.target().push(make_bundle(tmp_path, NAP, "nap", "nap-idle", sample=[0]))
     host, port = server.url.removeprefix("http://").split(":")
     body = b"[0]"
+    request = (b"POST /functions/nap-idle HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+               % (host.encode(), port.encode(), deployment.key.encode(), len(body), body))
+    handed = json.loads(server_get(server, "/healthz"))["handed_off"]
     client = socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT)
-    client.sendall(b"POST /functions/nap-idle HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                   b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
-                   % (host.encode(), port.encode(), deployment.key.encode(), len(body), body))
-    first = b""
-    while not first.endswith(b"\r\n\r\n0"):
-        chunk = client.recv(65536)
-        assert chunk, first
-        first += chunk
-    assert first.startswith(b"HTTP/1.1 200")
+    assert _exchange(client, request).startswith(b"HTTP/1.1 200")
+    assert json.loads(server_get(server, "/healthz"))["handed_off"] == handed + 1  # the worker serves it
     (pid,) = worker_pids(server.state, "nap-idle")
     os.kill(pid, signal.SIGKILL)
-    assert client.recv(65536) == b""  # closed by the server: nothing was running on it
+    # Nothing was running on the connection: the server took it back, and its next request is answered.
+    answer = _exchange(client, request)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n0"), answer
     client.close()
