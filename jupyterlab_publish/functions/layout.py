@@ -64,7 +64,8 @@ class Layout:
         return self.functions / name / f"v{version}"
 
     def write_server_info(self, info: dict) -> None:
-        write_atomically(self.server_info, json.dumps(info, indent=1))
+        # Only this user's kernels read it; never a worker (sandbox.py's fallback runs them as another user).
+        write_atomically(self.server_info, json.dumps(info, indent=1), mode=0o600)
 
     def remove_server_info(self, pid: int) -> None:
         """Remove server.json, but only if it still describes the process ``pid``."""

@@ -229,7 +229,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
                 started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
                 layout.write_server_info({"pid": pid, "url": url, "started": started, "exit_with_pid": exit_with_pid,
                                           "sandbox": sandbox.describe()})
-                write_atomically(layout.last_port, str(bound_port))
+                write_atomically(layout.last_port, str(bound_port), mode=0o600)
                 print(f"serving functions at {url} (state in {layout.root})", flush=True)
             watcher = asyncio.create_task(_exit_with(exit_with_pid)) if exit_with_pid is not None else None
             guard = asyncio.create_task(_drain(task, front))
