@@ -24,7 +24,7 @@ from jupyterlab_publish.state.paths import read_server_info
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap and /proc are Linux's")
 
-from function_server import REPO, Server, call, make_bundle  # noqa: E402
+from function_server import REPO, Server, adder, call, make_bundle  # noqa: E402
 
 SNOOP = """
 def snoop(state, server_pid):
@@ -33,7 +33,8 @@ def snoop(state, server_pid):
            "state_in_env": "JUPYTERLAB_PUBLISH_STATE_DIR" in os.environ}
     targets = {"token": os.path.join(state, "token"), "state.db": os.path.join(state, "state.db"),
                "server.json": os.path.join(state, "server.json"),
-               "token via /proc": "/proc/%d/root%s/token" % (server_pid, state)}
+               "token via /proc": "/proc/%d/root%s/token" % (server_pid, state),
+               "another function's bundle": os.path.join(state, "functions", "other", "v1", "bundle", "manifest.json")}
     for what, path in targets.items():
         try:
             with open(path, "rb") as handle:
@@ -72,10 +73,12 @@ def test_function_code_in_the_sandbox_cannot_read_or_write_the_state_directory(t
     try:
         sandbox = read_server_info(server.state)["sandbox"]
         assert sandbox["mode"] == "bwrap" and sandbox["secrets_hidden"] is True, sandbox
+        server.target().push(make_bundle(tmp_path, adder(1), "add", "other", sample=[1]))
+        assert (server.state / "functions" / "other" / "v1" / "bundle" / "manifest.json").is_file()
         deployment = _publish_snoop(server, tmp_path)
         status, seen = call(deployment.url, [str(server.state), server.process.pid], key=deployment.key)
         assert status == 200, seen
-        for secret in ("token", "state.db", "server.json", "token via /proc"):
+        for secret in ("token", "state.db", "server.json", "token via /proc", "another function's bundle"):
             assert not seen[secret].startswith("read"), (secret, seen)
         assert not isinstance(seen["listing"], list) or not {"token", "state.db", "server.json"} & set(seen["listing"])
         assert seen["write"] != "written", seen
@@ -88,7 +91,7 @@ def test_function_code_in_the_sandbox_cannot_read_or_write_the_state_directory(t
         assert status == 200 and health["handed_off"] >= 1, health
         # The server's own files are all still there and its admin API still works with the token.
         assert (server.state / "token").read_text().strip() == server.token
-        assert [f.name for f in server.target().list()] == ["snoop"]
+        assert sorted(f.name for f in server.target().list()) == ["other", "snoop"]
     finally:
         server.stop()
 
