@@ -51,9 +51,11 @@ DEFAULT_START_TIMEOUT = 30.0
 LOG_TAIL_LINES = 30
 # The accepted keys' digests, for a runtime that checks keys (docs/bundle-format.md, "Invocation keys").
 KEYS_ENV = "JUPYTERLAB_PUBLISH_KEYS_SHA256"
-# worker.log is rotated when a process starts and it has grown past this: worker.log.1 keeps the
-# previous part, so a chatty function costs at most twice this much disk per version.
+# worker.log is rotated when it has grown past this (checked when a process starts and every few
+# seconds while it runs): worker.log.1 keeps the previous part, so a chatty function costs about
+# twice this much disk per version.
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
+LOG_CHECK_INTERVAL = 5.0
 SANDBOX_INFO_TIMEOUT = 10.0  # for bwrap to report the sandboxed process's pid
 
 # Supervision: crashed workers come back after 0.5 s, 1 s, 2 s ... at most 30 s apart; a process
@@ -145,13 +147,23 @@ def _read_sandbox_pid(info_read: int) -> Optional[int]:
     return None
 
 
-def rotate_log(path: Path, limit: int = LOG_ROTATE_BYTES) -> None:
-    """Move ``path`` to ``path.1`` (replacing it) once it is larger than ``limit`` bytes."""
+def rotate_log(path: Path, limit: int = LOG_ROTATE_BYTES) -> bool:
+    """Once ``path`` is larger than ``limit`` bytes, copy it to ``path.1`` and empty it; True if it did.
+
+    Copy and truncate rather than rename: running workers keep writing (O_APPEND) to the file they
+    opened, which a rename would leave growing as ``path.1``. Lines written between the copy and the
+    truncation are lost; that is the price of bounding a log nobody else rotates.
+    """
     try:
-        if path.stat().st_size > limit:
-            os.replace(path, path.with_name(path.name + ".1"))
+        if path.stat().st_size <= limit:
+            return False
+        rotated = path.with_name(path.name + ".1")
+        shutil.copyfile(path, rotated)
+        os.chmod(rotated, 0o600)  # a function's output is for its owner only
+        os.truncate(path, 0)
+        return True
     except FileNotFoundError:
-        pass
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -629,9 +641,13 @@ class WorkerPool:
     # -- supervision -----------------------------------------------------------------------------
 
     async def _watch(self) -> None:
+        log_checked = time.monotonic()
         while not self.closed:
             try:
                 self._check_slots()
+                if time.monotonic() - log_checked >= LOG_CHECK_INTERVAL:
+                    log_checked = time.monotonic()
+                    await asyncio.to_thread(rotate_log, self.version_dir / "worker.log")
             except Exception:  # supervision must outlive any surprise in one round
                 log.exception("supervising %s v%s failed", self.name, self.version)
             await asyncio.sleep(WATCH_INTERVAL)

@@ -138,23 +138,32 @@ def chatty(megabytes):
 """
 
 
-def test_a_worker_log_past_its_bound_is_rotated_when_the_worker_restarts(tmp_path):
+def test_a_worker_log_past_its_bound_is_rotated_while_the_worker_runs_and_when_it_restarts(tmp_path):
     from jupyterlab_publish.functions.workers import LOG_ROTATE_BYTES
 
     server = Server(tmp_path / "state").start()
     try:
         deployment = server.target().push(make_bundle(tmp_path, CHATTY, "chatty", "chatty"), lambda *a, **k: None)
         megabytes = LOG_ROTATE_BYTES // (1024 * 1024) + 1
-        assert call(deployment.url, [megabytes], key=deployment.key) == (200, megabytes)
         log = server.state / "functions" / "chatty" / "v1" / "worker.log"
-        assert log.stat().st_size > LOG_ROTATE_BYTES
+        rotated = log.with_name("worker.log.1")
         (pid,) = worker_pids(server.state, "chatty")
+
+        # The running worker's log is cut back by the supervisor, and the worker keeps writing to it.
+        assert call(deployment.url, [megabytes], key=deployment.key) == (200, megabytes)
+        wait_for(lambda: rotated.exists() and log.stat().st_size < LOG_ROTATE_BYTES, "the log to be rotated")
+        assert rotated.stat().st_size > LOG_ROTATE_BYTES and "starting on port" in rotated.read_text()
+        assert call(deployment.url, [0], key=deployment.key) == (200, 0)
+        wait_for(lambda: log.stat().st_size > 0, "the running worker to write to the emptied log")
+        assert worker_pids(server.state, "chatty") == [pid]
+
+        # A log grown past the bound is rotated when a process starts, too.
+        assert call(deployment.url, [megabytes], key=deployment.key) == (200, megabytes)
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: worker_pids(server.state, "chatty") not in ([], [pid]), "the worker to be restarted")
-        rotated = log.with_name("worker.log.1")
-        wait_for(lambda: rotated.exists() and log.exists(), "the log to be rotated")
+        wait_for(lambda: "starting on port" in log.read_text() and log.stat().st_size < LOG_ROTATE_BYTES,
+                 "the restarted worker's log to be rotated")
         assert rotated.stat().st_size > LOG_ROTATE_BYTES
-        assert log.stat().st_size < LOG_ROTATE_BYTES and "starting on port" in log.read_text()
         assert call(deployment.url, [0], key=deployment.key) == (200, 0)
     finally:
         server.stop()
