@@ -17,6 +17,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyterlab_publish.server.service import lines_since, log_cursor, openable_path
+from jupyterlab_publish.targets.results import function_status, histogram_quantile
 
 from function_server import Server, adder, make_bundle
 
@@ -249,3 +250,21 @@ def test_a_notebook_path_is_opened_relative_to_the_jupyter_root(tmp_path):
     assert openable_path(str(root / "work" / "a.ipynb"), str(root)) == "work/a.ipynb"
     assert openable_path(str(tmp_path / "elsewhere.ipynb"), str(root)) is None, "outside the root: not openable"
     assert openable_path(None, str(root)) is None
+
+
+def test_status_follows_the_live_versions_processes():
+    assert function_status(None, 0, 0) == "failed", "no live version"
+    assert function_status(2, 1, 3) == "healthy"
+    assert function_status(2, 0, 0) == "starting"
+    assert function_status(2, 0, 1) == "restarting"
+    assert function_status(None, None, None) is None, "a directory serves nothing"
+
+
+def test_latency_quantiles_interpolate_inside_the_bucket_as_prometheus_does():
+    inf = float("inf")
+    # 10 calls: 5 under 5 ms, 4 more under 10 ms, 1 slower than the last bound.
+    buckets = [(0.005, 5), (0.01, 9), (0.025, 9), (inf, 10)]
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.005)
+    assert histogram_quantile(0.7, buckets) == pytest.approx(0.005 + 0.005 * (7 - 5) / 4)
+    assert histogram_quantile(0.99, buckets) == 0.025, "in the +Inf bucket: the largest finite bound"
+    assert histogram_quantile(0.5, [(0.005, 0), (inf, 0)]) is None, "no calls, no latency"

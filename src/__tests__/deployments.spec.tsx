@@ -292,7 +292,10 @@ describe('DeploymentsModel', () => {
       new DeploymentsClient(server.settings())
     );
     await Promise.all([model.refresh(), model.refresh(), model.refresh()]);
-    expect(server.seen.length).toBe(2);
+    const lists = server.seen.filter(s =>
+      s.url.pathname.endsWith('/functions')
+    );
+    expect(lists.length).toBe(2);
   });
 
   it('keeps the last good list and shows the error of a failed refresh', async () => {
@@ -326,8 +329,18 @@ describe('the Deployments panel', () => {
   let server: FakeServer;
   let actions: { [K in keyof IDeploymentsActions]: jest.Mock };
 
-  async function show(functions?: IFunction[], started = true) {
+  async function show(
+    functions?: IFunction[],
+    started = true,
+    capabilities?: string[]
+  ) {
     server = new FakeServer();
+    if (capabilities) {
+      server.answers.set('GET targets', [
+        200,
+        { targets: [{ spec: 'local', kind: 'local', capabilities }] }
+      ]);
+    }
     if (functions) {
       server.functions = functions;
     }
@@ -517,6 +530,28 @@ describe('the Deployments panel', () => {
     expect(node.querySelector('.jp-Deployments-empty')!.textContent).toContain(
       'is not running'
     );
+  });
+
+  it('offers only the actions the target declares', async () => {
+    const node = await show(undefined, true, [
+      'list',
+      'show',
+      'versions',
+      'delete'
+    ]);
+    click(node.querySelector('.jp-Deployments-expand'));
+    await settled();
+    expect(node.querySelector('.jp-Deployments-versionRow')).not.toBeNull();
+    for (const absent of [
+      '.jp-Deployments-rollback',
+      '.jp-Deployments-tryIt',
+      '.jp-Deployments-logs',
+      '.jp-Deployments-docs'
+    ]) {
+      expect(node.querySelector(absent)).toBeNull();
+    }
+    expect(node.querySelector('.jp-Deployments-delete')).not.toBeNull();
+    expect(server.seen[0].url.searchParams.getAll('spec')).toEqual(['local']);
   });
 
   it('shows a failed function as failed', async () => {

@@ -54,6 +54,15 @@ export class DeploymentsModel implements IDisposable {
     return this._loading;
   }
 
+  /**
+   * Whether the selected target has a management verb (its declared capabilities); true while
+   * they are not known yet, so nothing flickers away that the target turns out to have.
+   */
+  can(verb: string): boolean {
+    const capabilities = this._capabilities.get(this.target.spec);
+    return capabilities === undefined || capabilities.includes(verb);
+  }
+
   /** Keys the user asked to see, by function name; hidden again with `hideKey`. */
   key(name: string): string | null {
     return this._keys.get(name) ?? null;
@@ -155,6 +164,16 @@ export class DeploymentsModel implements IDisposable {
 
   private async _load(): Promise<void> {
     const target = this.target;
+    if (!this._capabilities.has(target.spec)) {
+      try {
+        const [described] = await this.client.targets([target.spec]);
+        if (described?.capabilities) {
+          this._capabilities.set(target.spec, described.capabilities);
+        }
+      } catch {
+        // Unknown capabilities: every action is offered and a missing verb says so when used.
+      }
+    }
     try {
       const listed = await this.client.list(target);
       if (target !== this.target) {
@@ -186,5 +205,6 @@ export class DeploymentsModel implements IDisposable {
   private _again = false;
   private _disposed = false;
   private readonly _keys = new Map<string, string>();
+  private readonly _capabilities = new Map<string, string[]>();
   private readonly _changed = new Signal<this, void>(this);
 }

@@ -297,14 +297,16 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
               </Button>
             </>
           ) : (
-            <Button
-              minimal
-              small
-              className="jp-Deployments-showKey"
-              onClick={() => void model.revealKey(fn.name)}
-            >
-              {trans.__('Show key')}
-            </Button>
+            model.can('show') && (
+              <Button
+                minimal
+                small
+                className="jp-Deployments-showKey"
+                onClick={() => void model.revealKey(fn.name)}
+              >
+                {trans.__('Show key')}
+              </Button>
+            )
           )}
         </div>
       )}
@@ -372,7 +374,7 @@ function Metrics(props: {
 }
 
 function FunctionDetails(props: IViewProps & { fn: IFunction }): JSX.Element {
-  const { fn, trans, actions } = props;
+  const { fn, model, trans, actions } = props;
   const versions = [...fn.versions].reverse(); // newest first
   return (
     <div className="jp-Deployments-details">
@@ -384,32 +386,40 @@ function FunctionDetails(props: IViewProps & { fn: IFunction }): JSX.Element {
               key={v.version}
               version={v}
               trans={trans}
-              onRollback={() => void actions.rollback(fn.name, v.version)}
+              onRollback={
+                model.can('rollback')
+                  ? () => void actions.rollback(fn.name, v.version)
+                  : null
+              }
             />
           ))}
         </ul>
       </section>
-      <TryIt {...props} />
-      <Logs {...props} />
+      {model.can('call') && <TryIt {...props} />}
+      {model.can('logs') && <Logs {...props} />}
       <div className="jp-Deployments-actions">
-        <Button
-          small
-          minimal
-          className="jp-Deployments-docs"
-          onClick={() => actions.openDocs(fn.name)}
-        >
-          <launchIcon.react tag="span" />
-          {trans.__('Docs page')}
-        </Button>
-        <Button
-          small
-          minimal
-          className="jp-Deployments-delete"
-          onClick={() => void actions.remove(fn.name)}
-        >
-          <deleteIcon.react tag="span" />
-          {trans.__('Delete…')}
-        </Button>
+        {model.can('docs') && (
+          <Button
+            small
+            minimal
+            className="jp-Deployments-docs"
+            onClick={() => actions.openDocs(fn.name)}
+          >
+            <launchIcon.react tag="span" />
+            {trans.__('Docs page')}
+          </Button>
+        )}
+        {model.can('delete') && (
+          <Button
+            small
+            minimal
+            className="jp-Deployments-delete"
+            onClick={() => void actions.remove(fn.name)}
+          >
+            <deleteIcon.react tag="span" />
+            {trans.__('Delete…')}
+          </Button>
+        )}
       </div>
     </div>
   );
@@ -426,7 +436,8 @@ function shortHash(hash: string | null | undefined): string {
 function VersionRow(props: {
   version: IVersion;
   trans: TranslationBundle;
-  onRollback: () => void;
+  /** Null when the target cannot roll back. */
+  onRollback: (() => void) | null;
 }): JSX.Element {
   const { version: v, trans } = props;
   const when = v.created ? new Date(v.created).toLocaleString() : '';
@@ -454,7 +465,7 @@ function VersionRow(props: {
           </span>
         )}
       </div>
-      {v.status === 'retired' && (
+      {v.status === 'retired' && props.onRollback && (
         <Button
           small
           minimal
