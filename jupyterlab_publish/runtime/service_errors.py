@@ -16,6 +16,7 @@ STATUS = {
     "not_found": 404,  # no such route on this worker
     "method_not_allowed": 405,  # a method the route does not take
     "payload_too_large": 413,  # the body exceeds --max-body
+    "headers_too_large": 431,  # a request head on a handed-off connection exceeds HEAD_LIMIT (contract 3)
     "invalid_input": 422,  # the function's validator refused the input
     "function_error": 500,  # the function raised
     "unserialisable_result": 500,  # the function returned something JSON cannot carry

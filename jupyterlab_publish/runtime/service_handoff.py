@@ -29,7 +29,17 @@ import os
 import socket
 import struct
 
+try:
+    from . import service_errors as errors
+except ImportError:  # in a bundle directory the runtime's modules sit side by side
+    import service_errors as errors
+
 log = logging.getLogger("jupyterlab_publish.service")
+
+# A handed-off client is an outside one: the head of each of its requests must arrive whole within
+# HEAD_TIMEOUT and fit in HEAD_LIMIT (uvicorn's httptools parser has neither bound), else 431 or close.
+HEAD_LIMIT = 64 * 1024
+HEAD_TIMEOUT = 10.0
 
 # The slot table (contract 3): one byte per slot, the server's and the worker's view of a connection.
 SLOT_FREE = 0  # no connection (the server holds no descriptor for it)
@@ -100,10 +110,77 @@ def handoff_protocol_factory(server, app):
     takes_loop = "_loop" in accepted
 
     def create_protocol(_loop=None):
-        return protocol_class(**options, _loop=_loop) if takes_loop else protocol_class(**options)
+        protocol = protocol_class(**options, _loop=_loop) if takes_loop else protocol_class(**options)
+        HeadGuard(protocol)
+        return protocol
 
-    create_protocol(asyncio.get_running_loop())  # a uvicorn whose protocol changed fails here
+    probe = create_protocol(asyncio.get_running_loop())  # a uvicorn whose protocol changed fails here
+    if not hasattr(probe, "cycle"):
+        raise RuntimeError(f"{protocol_class.__name__} has no cycle attribute to bound request heads by")
     return create_protocol
+
+
+class HeadGuard:
+    """Bounds the size and arrival time of each request head on one handed-off connection.
+
+    Wraps the protocol's ``data_received``: bytes that arrive while no request body is due (no
+    request yet, or the current one's body complete: uvicorn's ``cycle.more_body``) belong to a head
+    and are counted; a new cycle means the head was parsed, and the count starts over. Too many bytes
+    get a JSON 431 and the connection ends; a head still incomplete after HEAD_TIMEOUT ends it too.
+    """
+
+    _TOO_LARGE = None
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.received = protocol.data_received
+        self.head = 0
+        self.timer = None
+        protocol.data_received = self.data_received
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        cycle = protocol.cycle
+        in_head = cycle is None or not cycle.more_body
+        if in_head:
+            self.head += len(data)
+        self.received(data)  # one read's worth at most is parsed before the check below
+        if protocol.cycle is not cycle:  # a head was parsed: the next one is counted afresh
+            self.head = 0
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        elif in_head:
+            if self.head > HEAD_LIMIT:
+                self._refuse()
+            elif self.timer is None:
+                self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._expire)
+
+    def _transport(self):
+        transport = getattr(self.protocol, "transport", None)
+        return transport if transport is not None and not transport.is_closing() else None
+
+    def _refuse(self) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        if HeadGuard._TOO_LARGE is None:
+            status, body = errors.answer("headers_too_large", f"the request head exceeds {HEAD_LIMIT} bytes; send "
+                                         "fewer or shorter headers")
+            HeadGuard._TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json"
+                                    b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
+        if self.timer is not None:
+            self.timer.cancel()
+        transport.write(HeadGuard._TOO_LARGE)
+        transport.close()
+
+    def _expire(self) -> None:
+        self.timer = None
+        cycle = self.protocol.cycle
+        transport = self._transport()
+        if transport is not None and self.head and (cycle is None or not cycle.more_body):
+            log.info("a handed-off client did not send a whole request head within %g s; closing", HEAD_TIMEOUT)
+            transport.close()
 
 
 class HandoffReceiver:

@@ -264,6 +264,33 @@ def test_a_relayed_body_arrives_whole_and_the_connection_stays(worker):
     client.close()
 
 
+def test_a_request_head_larger_than_the_limit_gets_a_json_431_and_the_connection_ends(worker):
+    control, _, _ = worker
+    client = hand_off(control, b"POST /functions/work HTTP/1.1\r\nHost: " + PUBLIC.encode() + b"\r\n")
+    for _ in range(200):  # 100 KiB of headers: more than any client needs, less than the audit's 96 MiB
+        client.sendall(b"X-Padding: " + b"p" * 500 + b"\r\n")
+    status, headers, body = read_response(client)
+    assert status == 431 and json.loads(body)["error"] == "headers_too_large"
+    assert headers["connection"] == "close"
+    client.settimeout(10)
+    assert connection_ended(client)
+    client.close()
+
+
+def test_a_request_head_that_never_ends_is_dropped(worker):
+    control, _, _ = worker
+    client = hand_off(control, b"POST /functions/work HTTP/1.1\r\nHost: " + PUBLIC.encode() + b"\r\nX-Slow: 1")
+    client.settimeout(60)  # far more than the worker's HEAD_TIMEOUT: it, not the client, ends the connection
+    assert connection_ended(client)
+    client.close()
+    # ...while a connection that is slow but sends its head in time is served.
+    client = hand_off(control, b"POST /functions/work HTTP/1.1\r\n")
+    time.sleep(0.5)
+    client.sendall(request("POST", "/functions/work", b"[0]").split(b"\r\n", 1)[1])
+    assert read_response(client)[:1] == (200,)
+    client.close()
+
+
 # ── 5. JSON no parser can take ──────────────────────────────────────────────────────────────────
 
 
