@@ -154,12 +154,17 @@ class Sandbox:
         for directory in reversed(path.parents):
             if _is_within(directory, self.state_dir):
                 os.chmod(directory, 0o711)
+        stat = path.stat()
+        identity = (path, stat.st_ino, stat.st_ctime_ns)  # a directory removed and written again is new
+        if identity in _opened:
+            return  # bundles and environments do not change once written: walked once is enough
         for root, dirs, files in os.walk(path):
             os.chmod(root, os.stat(root).st_mode | 0o555)
             for name in files:
                 file_path = os.path.join(root, name)
                 if not os.path.islink(file_path):
                     os.chmod(file_path, os.stat(file_path).st_mode | 0o444)
+        _opened.add((path, stat.st_ino, path.stat().st_ctime_ns))
 
     def environment(self, base: dict) -> dict:
         env = {k: v for k, v in base.items() if k not in HIDDEN_ENV}
@@ -230,6 +235,7 @@ _PATHS_PROBE = (
     " os.path.realpath(sys.executable)] + [p for p in sys.path if p]))"
 )
 _paths_cache: dict = {}
+_opened: set = set()  # bundles and environments made readable for fallback workers (sandbox.fallback_user)
 
 
 def python_paths(python: str, isolated: bool) -> list:
