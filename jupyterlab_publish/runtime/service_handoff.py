@@ -121,7 +121,8 @@ def handoff_protocol_factory(server, app):
 
 
 class HeadGuard:
-    """Bounds the size and arrival time of each request head on one handed-off connection.
+    """Bounds the size and arrival time of each request head on one handed-off connection, and
+    answers a request uvicorn cannot parse with a JSON 400 (its own is text).
 
     Wraps the protocol's ``data_received``: bytes that arrive while no request body is due (no
     request yet, or the current one's body complete: uvicorn's ``cycle.more_body``) belong to a head
@@ -137,6 +138,16 @@ class HeadGuard:
         self.head = 0
         self.timer = None
         protocol.data_received = self.data_received
+        protocol.send_400_response = self.send_400_response
+
+    def send_400_response(self, msg: str) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        _, body = errors.answer("bad_request", f"the request is not valid HTTP/1.1: {msg}")
+        transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                        b"connection: close\r\n\r\n" % len(body) + body)
+        transport.close()
 
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol

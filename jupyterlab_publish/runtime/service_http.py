@@ -123,7 +123,8 @@ class HostCheck:
         name = name.lower()
         return name in self.exact or _split_host(name)[0] in self.any_port
 
-    def refusal(self, headers) -> str | None:
+    def refusal(self, headers) -> tuple | None:
+        """None, or (error code, message) of the refusal."""
         host = origin = site = None
         for key, value in headers:
             if key == b"host":
@@ -133,23 +134,25 @@ class HostCheck:
             elif key == b"sec-fetch-site":
                 site = value
         if host not in self.accepted:
-            if host is None:
-                return "the request has no Host header; send the host name you reached the server by"
+            if host is None:  # HTTP/1.1 requires one: a malformed request rather than a foreign one
+                return "bad_request", ("the request has no Host header, which HTTP/1.1 requires; send the host "
+                                       "name you reached the server by")
             name = host.decode("latin-1")
             if not self.allows(name):
-                return (f"the Host {name!r} is not a name of this function server (it answers to {self.names}); "
-                        "a page on another site that points its own name at this machine is refused")
+                return "forbidden_origin", (f"the Host {name!r} is not a name of this function server (it answers to "
+                                            f"{self.names}); a page on another site that points its own name at "
+                                            "this machine is refused")
             if len(self.accepted) < 256:
                 self.accepted.add(host)
         if site is None and origin is None:
             return None
         if site is not None and site.lower() == b"cross-site":
-            return "a request made by a page of another site (Sec-Fetch-Site: cross-site) is refused"
+            return "forbidden_origin", "a request made by a page of another site (Sec-Fetch-Site: cross-site) is refused"
         if origin is not None:
             text = origin.decode("latin-1")
             parts = urlsplit(text)
             if text == "null" or parts.scheme not in ("http", "https") or not self.allows(parts.netloc):
-                return f"a request made by a page of another origin ({text}) is refused"
+                return "forbidden_origin", f"a request made by a page of another origin ({text}) is refused"
         return None
 
 
@@ -173,6 +176,27 @@ _NO_ARGS: tuple = ()
 _NO_KWARGS: dict = {}  # shared: ``fn(**kwargs)`` copies it, so nothing can change it
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # the endpoint-name rule
 _UNREAD_BODY = frozenset({401, 413, 503})  # answers given before the body was (wholly) read
+# A number can only overflow a float with an exponent of 3+ digits or 309+ digits: only then are
+# floats parsed through _finite_float (slower), so that 1e999 is refused instead of becoming inf.
+_MAYBE_INFINITE = re.compile(rb"[eE][+]?\d{3}|\d{309}")
+
+
+def _not_json_constant(name: str):
+    raise ValueError(f"{name} is not JSON (JSON has no NaN or infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a float")
+    return value
+
+
+def parse_body(body: bytes):
+    """The JSON of a request body (ValueError or RecursionError if it has none)."""
+    if _MAYBE_INFINITE.search(body) is None:
+        return json.loads(body, parse_constant=_not_json_constant)
+    return json.loads(body, parse_constant=_not_json_constant, parse_float=_finite_float)
 
 
 class _ClientGone(Exception):
@@ -486,7 +510,7 @@ class FunctionEndpoint:
         if body is None:
             return self._too_large
         try:
-            payload = json.loads(body)
+            payload = parse_body(body)
         except (ValueError, RecursionError) as exc:  # RecursionError: arrays or objects nested too deeply
             how = contract.batch_contract(self.item_name) if self.batcher is not None else contract.CONTRACT
             reason = "it nests arrays or objects too deeply" if isinstance(exc, RecursionError) else exc
@@ -656,7 +680,7 @@ class FunctionApp:
             if hosts is not None:
                 refusal = hosts.refusal(scope["headers"])
                 if refusal is not None:
-                    return await _send(send, *errors.answer("forbidden_origin", refusal), close=True)
+                    return await _send(send, *errors.answer(*refusal), close=True)
             slots = self.service.slots
             if slots is not None and self.own_paths is not None:
                 # A handed-off connection: its slot says "running" until the answer is out, so that

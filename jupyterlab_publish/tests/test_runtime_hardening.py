@@ -304,6 +304,38 @@ def test_json_nested_too_deeply_is_a_400_json(worker):
     client.close()
 
 
+@pytest.mark.parametrize("body", [b"[1e999]", b"[NaN]", b"[-Infinity]", b'{"seconds": 1E+400}'])
+def test_numbers_json_has_no_spelling_for_are_a_400_json(worker, body):
+    _, port, _ = worker
+    client = direct(port, request("POST", "/", body, host=f"127.0.0.1:{port}"))
+    status, _, answer = read_response(client)
+    assert status == 400 and json.loads(answer)["error"] == "bad_request"
+    client.close()
+
+
+@pytest.mark.parametrize("head_bytes", [
+    b"POST /functions/work HTTP/1.1\r\nHost: publish.test:8765\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n[0]",
+    b"POST /functions/work HTTP/1.1\r\nHost: publish.test:8765\r\nContent-Length: 3x\r\n\r\n[0]",
+    b"POST /functions/work HTTP/1.1\r\nHost: publish.test:8765\r\nA header without a colon\r\n\r\n",
+])
+def test_a_request_uvicorn_cannot_parse_gets_a_json_400_on_a_handed_off_connection(worker, head_bytes):
+    control, _, _ = worker
+    client = hand_off(control, head_bytes)
+    status, headers, body = read_response(client)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == "bad_request" and headers["connection"] == "close"
+    client.close()
+
+
+def test_a_request_without_host_is_a_400_not_a_403(worker):
+    control, _, _ = worker
+    client = hand_off(control, b"POST /functions/work HTTP/1.1\r\nContent-Length: 3\r\n\r\n[0]")
+    status, _, body = read_response(client)
+    error = json.loads(body)
+    assert status == 400 and error["error"] == "bad_request" and "Host" in error["message"]
+    client.close()
+
+
 # ── 3. DNS rebinding and cross-site requests ────────────────────────────────────────────────────
 
 
