@@ -168,6 +168,21 @@ def test_without_bwrap_auto_falls_back_and_a_required_sandbox_refuses_to_start(t
     finally:
         server.stop()
 
+    # A bwrap that cannot sandbox anything (as in a container that forbids namespaces) fails the
+    # self-test: auto falls back and says why.
+    fake = bin_dir / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    server = Server(tmp_path / "state").start()
+    try:
+        sandbox = read_server_info(server.state)["sandbox"]
+        assert sandbox["mode"] == "fallback", sandbox
+        assert sandbox["reason"].startswith("bwrap failed its self-test (exit status 1)"), sandbox
+        assert "No permissions to create new namespace" in sandbox["reason"]
+    finally:
+        server.stop()
+    fake.unlink()
+
     env = dict(os.environ, PYTHONPATH=str(REPO), JUPYTERLAB_PUBLISH_SANDBOX="bwrap")
     refused = subprocess.run(
         [sys.executable, "-m", "jupyterlab_publish.cli", "serve", "--state-dir", str(tmp_path / "other"),
