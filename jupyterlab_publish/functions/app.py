@@ -5,11 +5,18 @@ Admin:  POST   /api/functions/{name}/versions?new_version=true|false&public=true
         POST   /api/functions/{name}/rollback?to=N          GET /api/functions/{name}/logs?version=N&lines=200
 Public: POST   /functions/{name}         (proxied to a worker of the live version, Authorization included)
         GET    /functions/{name}         GET /functions/{name}/openapi.json   GET /functions/{name}/docs
-        GET    /healthz                  GET /metrics (Prometheus, gathered from the workers)
+        GET    /healthz                  GET /api/prove?nonce=HEX (proof of holding the admin token)
+Admin:  GET    /metrics (Prometheus, gathered from the workers; bearer admin token)
 
 Invocations handed off by the front door never reach this app; the ones that do are proxied, and
 the worker checks the key either way (docs/bundle-format.md, "Invocation keys"). Only a worker whose
 runtime predates keys (runtime contract 1) gets its key checked here instead.
+
+Every request first passes ``HostGuard``: a Host the server does not answer to (DNS rebinding) or a
+request from another site's page (``Origin``, ``Sec-Fetch-Site``) is refused 403 ``forbidden_origin``
+before routing; workers apply the same rules to the connections handed to them.
+``GET /api/prove?nonce=N`` (no auth) answers ``server_proof(token, N)``: how the local target makes
+sure the server named by server.json holds the token before it sends it (state/proof.py).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -26,11 +34,13 @@ from typing import Optional
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import PublishError
+from ..state.proof import NONCE_PATTERN, server_proof
 from . import metrics
 from .auth import bearer_matches
 from .core import FunctionService, check_name, sha256_hex
@@ -41,6 +51,98 @@ log = logging.getLogger("jupyterlab_publish.functions")
 # Bundles carry pickled models, which can be large, but the disk is not unlimited.
 MAX_BUNDLE_BYTES = 2 * 1024**3
 DEFAULT_LOG_LINES = 200
+# Version numbers and line counts in a query: anything larger is a mistake, not a version.
+MAX_QUERY_NUMBER = 2**31 - 1
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+# -- Host and Origin: who may talk to this server ------------------------------------------------
+
+
+def server_host_names(bind_host: str, extra=()) -> tuple:
+    """The Host names served: loopback names, the bound address (not a wildcard), then ``extra``.
+
+    A name without a port matches any port; ``name:port`` only that port.
+    """
+    names = list(LOOPBACK_HOSTS)
+    host = (bind_host or "").strip().lower()
+    if host not in _WILDCARD_HOSTS:
+        names.append(f"[{host}]" if ":" in host and not host.startswith("[") else host)
+    names += [name.lower() for name in extra]
+    return tuple(dict.fromkeys(names))
+
+
+def _split_host(host: str) -> tuple:
+    """(name, port or None) of a Host header value or allow-list entry."""
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        name += "]"
+        port = rest[1:] if rest.startswith(":") else None
+    else:
+        name, colon, port = host.rpartition(":")
+        if not colon or not port.isdigit():
+            name, port = host, None
+    return name, port
+
+
+class HostGuard:
+    """ASGI middleware: refuse (403 ``forbidden_origin``) what a browser sends on another site's behalf.
+
+    - ``Host`` must be one of ``allowed`` (``server_host_names``): a page of evil.example whose name
+      was rebound to 127.0.0.1 still says ``Host: evil.example``.
+    - ``Origin``, when sent, must be this request's own origin (``http(s)://`` + its Host).
+    - ``Sec-Fetch-Site: cross-site`` is refused, except a top-level navigation that only reads
+      (``Sec-Fetch-Mode: navigate``, GET/HEAD): a link to a docs page opens; it cannot send a key.
+    """
+
+    def __init__(self, app, allowed: tuple):
+        self.app = app
+        self.any_port = frozenset(_split_host(name)[0] for name in allowed if _split_host(name)[1] is None)
+        self.exact = frozenset(name for name in allowed if _split_host(name)[1] is not None)
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(scope["method"], scope["headers"])
+            if refusal is not None:
+                answer = JSONResponse(refusal.http_body(), status_code=refusal.http_status,
+                                      headers={"connection": "close"})
+                return await answer(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def refusal(self, method: str, headers) -> Optional[PublishError]:
+        host = origin = site = mode = None
+        for name, value in headers:
+            if name == b"host":
+                host = value.decode("latin-1").strip().lower()
+            elif name == b"origin":
+                origin = value.decode("latin-1").strip().lower()
+            elif name == b"sec-fetch-site":
+                site = value.decode("latin-1").strip().lower()
+            elif name == b"sec-fetch-mode":
+                mode = value.decode("latin-1").strip().lower()
+        if not host:
+            return _forbidden("the request has no Host header", "send the Host header (HTTP/1.1 requires it)")
+        if host not in self.exact and _split_host(host)[0] not in self.any_port:
+            return _forbidden(
+                f"this function server does not answer to the host name {host!r} (it answers to "
+                f"{', '.join(self.allowed)})",
+                "use http://127.0.0.1:<port>, or start the server with --allowed-host NAME "
+                "(or $JUPYTERLAB_PUBLISH_ALLOWED_HOSTS) to serve it under that name")
+        if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+            return _forbidden(f"requests from pages of {origin} are refused: only this server's own pages "
+                              "may call it from a browser",
+                              "call the function from a server or a script, not from another site's page")
+        if site == "cross-site" and not (mode == "navigate" and method in ("GET", "HEAD")):
+            return _forbidden("a cross-site request from a browser is refused",
+                              "call the function from a server or a script, not from another site's page")
+        return None
+
+
+def _forbidden(message: str, hint: str) -> PublishError:
+    return PublishError("forbidden_origin", message, hint)
 
 
 # -- errors: every refusal is a PublishError, answered here with its code's status ----------------
@@ -87,10 +189,14 @@ def _number(request: Request, name: str, default: Optional[int]) -> Optional[int
     value = request.query_params.get(name)
     if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise PublishError("bad_request", f"{name}={value!r} is not a whole number", f"e.g. {name}=2") from None
+    # Digits only, and few: int() of a 100,000-digit string is slow, and sqlite takes 64 bits at most.
+    text = value.strip()
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise PublishError("bad_request", f"{name}={value[:40]!r} is not a whole number", f"e.g. {name}=2")
+    if len(text.lstrip("-")) > 10 or abs(int(text)) > MAX_QUERY_NUMBER:
+        raise PublishError("bad_request", f"{name}={text[:40]}{'...' if len(text) > 40 else ''} is out of range: "
+                           f"it must be at most {MAX_QUERY_NUMBER}", f"e.g. {name}=2")
+    return int(text)
 
 
 def _key_accepted(header: Optional[str], keys_sha256: tuple) -> bool:
@@ -201,18 +307,45 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
                         media_type=answer.headers.get("content-type", "application/json"))
 
     async def info(request: Request):
-        return JSONResponse(service.public_info(request.path_params["name"], _base_url(request)))
+        name = request.path_params["name"]
+        # A keyed function's sample is its owner's data: shown only to a caller holding its key.
+        return JSONResponse(service.public_info(name, _base_url(request),
+                                                with_sample=service.key_opens(name, request.headers.get("authorization"))))
+
+    async def page(request: Request, page_name: str, media_type: str):
+        """A page the live worker renders (openapi.json, docs), for the URL the client used."""
+        name = request.path_params["name"]
+        pool, worker = await _running_worker(service, name)
+        authorization = request.headers.get("authorization")
+        if pool.launch.features.contract < 3 and not service.key_opens(name, authorization):
+            # A runtime older than contract 3 shows a keyed function's sample to anyone: key only.
+            raise PublishError("unauthorized", f"the pages of {name} need its key: send "
+                               "'Authorization: Bearer <key>'",
+                               f"`jupyter publish show {name}` shows the key")
+        # The worker names the URL it is asked under: give it the client's Host (already checked).
+        headers = {"host": request.headers["host"]}
+        if authorization is not None:
+            headers["authorization"] = authorization  # the worker shows a keyed sample only with it
+        named = "--name" in pool.launch.features.flags  # contract 2 on: the worker serves /functions/NAME/...
+        path = f"/functions/{name}/{page_name}" if named else f"/{page_name}"
+        answer = await service.client.get(worker.url + path, headers=headers)
+        kept = {key: answer.headers[key] for key in ("content-security-policy",) if key in answer.headers}
+        return Response(answer.content, status_code=answer.status_code, headers=kept,
+                        media_type=answer.headers.get("content-type", media_type))
 
     async def openapi(request: Request):
-        _, worker = await _running_worker(service, request.path_params["name"])
-        answer = await service.client.get(worker.url + "/openapi.json")
-        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
+        return await page(request, "openapi.json", "application/json")
 
     async def docs(request: Request):
-        _, worker = await _running_worker(service, request.path_params["name"])
-        answer = await service.client.get(worker.url + "/docs")
-        return Response(answer.content, status_code=answer.status_code,
-                        media_type=answer.headers.get("content-type", "text/html; charset=utf-8"))
+        return await page(request, "docs", "text/html; charset=utf-8")
+
+    async def prove(request: Request):
+        # Unauthenticated on purpose: the answer proves we hold the token without revealing it.
+        nonce = request.query_params.get("nonce", "")
+        if not NONCE_PATTERN.fullmatch(nonce):
+            raise PublishError("bad_request", "nonce must be 32 to 128 hexadecimal digits",
+                               "send GET /api/prove?nonce=<random hex>")
+        return JSONResponse({"proof": server_proof(token, nonce)})
 
     async def healthz(request: Request):
         return JSONResponse({
@@ -220,6 +353,7 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
             "handed_off": service.counters.get("handed_off", 0),
         })
 
+    @admin
     async def prometheus(request: Request):
         # Invocations are counted by the workers that serve them; ask each live process.
         targets = [
@@ -247,6 +381,7 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
+            Route("/api/prove", prove, methods=["GET"]),
             Route("/api/functions", list_functions, methods=["GET"]),
             Route("/api/functions/{name}", describe, methods=["GET"]),
             Route("/api/functions/{name}", delete, methods=["DELETE"]),
@@ -260,6 +395,7 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
         ],
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(HostGuard, allowed=settings.allowed_hosts or server_host_names(""))],
     )
 
 

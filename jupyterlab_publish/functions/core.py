@@ -19,6 +19,8 @@ import logging
 import re
 import secrets
 import shutil
+import tarfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -153,6 +155,18 @@ class FunctionService:
             self.store.set_key(name, key)
         return key
 
+    def key_opens(self, name: str, authorization: Optional[str]) -> bool:
+        """True if ``name`` is public or ``authorization`` carries its key (or the admin token)."""
+        function = self.store.function(name)
+        if function is None or function["public"]:
+            return True
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return False
+        presented = sha256_hex(value.strip())
+        return any(secrets.compare_digest(presented, accepted)
+                   for accepted in self._accepted_keys(self._function_key(name), False))
+
     def _accepted_keys(self, key: str, public: bool) -> tuple:
         """sha256 of the bearer keys a worker accepts (docs/bundle-format.md, "Invocation keys");
         empty means public."""
@@ -166,7 +180,8 @@ class FunctionService:
                   keys: tuple) -> WorkerPool:
         features = runtime_features(manifest)  # the manifest says how to start its runtime
         launch = Launch(name=name, version=version, version_dir=version_dir, environment=environment,
-                        settings=self.settings, features=features, keys_sha256=keys, upstream=self.upstream)
+                        settings=self.settings, features=features, keys_sha256=keys, upstream=self.upstream,
+                        allowed_hosts=tuple(self.settings.allowed_hosts))
         return WorkerPool(launch, self.client, self.start_timeout, self.counters)
 
     async def _pool_for_live(self, name: str) -> WorkerPool:
@@ -206,6 +221,8 @@ class FunctionService:
 
     async def publish(self, name: str, archive: Path, new_version: bool, base_url: str, public: bool = False) -> dict:
         check_name(name)
+        # Before anything else: a bundle made for another name must not go live under this one.
+        _check_bundle_name(name, await asyncio.to_thread(manifest_name, archive))
         async with self._publish_locks[name]:
             if self.store.function_exists(name) and not new_version:
                 raise self.name_taken(name)
@@ -258,6 +275,7 @@ class FunctionService:
         # Its PublishError (invalid_bundle...) is the answer as it stands.
         bundle = await asyncio.to_thread(unpack_bundle, archive, version_dir / "bundle", key=self.signing_key)
         manifest = bundle.manifest
+        _check_bundle_name(name, manifest.get("name"))  # the verified manifest, should the first peek differ
         self.store.set_manifest(name, version, manifest)
         try:
             environment = await asyncio.to_thread(self.resolver.prepare, manifest, version_dir)
@@ -401,7 +419,8 @@ class FunctionService:
             ],
         }
 
-    def public_info(self, name: str, base_url: str) -> dict:
+    def public_info(self, name: str, base_url: str, *, with_sample: bool = True) -> dict:
+        """What anyone may read about a function; a keyed one's sample only ``with_sample`` (the key)."""
         live = self.store.live_version(name)
         if live is None:
             raise not_found(name)
@@ -411,7 +430,7 @@ class FunctionService:
             "version": live["version"],
             "url": f"{base_url}/functions/{name}",
             "function": manifest.get("function"),
-            "sample": manifest.get("sample"),
+            "sample": manifest.get("sample") if with_sample else None,
             "created": live["created"],
             "usage": "POST a JSON array (positional arguments) or object (keyword arguments)",
         }
@@ -443,6 +462,38 @@ class FunctionService:
                 await pool.stop()
             shutil.rmtree(self.layout.function_dir(name), ignore_errors=True)
 
+
+def manifest_name(archive: Path) -> Optional[str]:
+    """The endpoint name in the archive's manifest.json, read without unpacking anything else.
+
+    Bundles are packed with the manifest first (pack_bundle); an archive that does not start with
+    one gives None here and is refused by unpack_bundle, which verifies it in full.
+    """
+    try:
+        with tarfile.open(archive, mode="r|gz") as tar:  # a stream: only the first member is read
+            member = tar.next()
+            if member is None or member.name.lstrip("./") != "manifest.json" or not member.isfile():
+                return None
+            if member.size > _MAX_MANIFEST_PEEK:
+                return None
+            source = tar.extractfile(member)
+            manifest = json.loads(source.read().decode("utf-8")) if source is not None else None
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error):
+        return None
+    name = manifest.get("name") if isinstance(manifest, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _check_bundle_name(name: str, bundled: Optional[str]) -> None:
+    if bundled is not None and bundled != name:
+        raise PublishError(
+            "bad_request", f"the bundle is for the function {bundled!r}, not {name!r}: it was pushed to the wrong name",
+            f"push it to /api/functions/{bundled}/versions, or build the bundle again with name={name!r}",
+            {"bundle_name": bundled, "name": name},
+        )
+
+
+_MAX_MANIFEST_PEEK = 16 * 1024 * 1024
 
 _SMOKE_HINT = (
     "the previous version (if any) is still serving; fix the function or its sample input and "

@@ -28,6 +28,8 @@ class Layout:
     def create(self) -> None:
         for directory in (self.root, self.uploads, self.functions):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # One made by an older version (or by hand) may be wider: it holds the token and the keys.
+            directory.chmod(0o700)
 
     @property
     def db(self) -> Path:

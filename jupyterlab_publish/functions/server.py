@@ -34,10 +34,10 @@ from ..bundle.signature import key_from_token
 from ..state.atomic import write_atomically
 from ..state.lock import try_hold
 from ..state.paths import default_state_dir, read_server_info
-from .app import create_server_app
+from .app import create_server_app, server_host_names
 from .auth import ensure_token
 from .core import FunctionService
-from .front import Front, uvicorn_protocol_factory
+from .front import Front, bind_relay_listener, uvicorn_protocol_factory
 from .layout import Layout
 from .resolvers import make_resolver
 from .sandbox import SandboxUnavailable, choose
@@ -196,7 +196,11 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
         except SandboxUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2
-        settings = dataclasses.replace(settings, sandbox=sandbox)
+        # The Host names served: loopback, the bound address, and what --allowed-host adds (DNS rebinding).
+        settings = dataclasses.replace(settings, sandbox=sandbox,
+                                       allowed_hosts=server_host_names(host, settings.allowed_hosts))
+        # Workers relay the requests that are not theirs here; this listener never hands off (no loops).
+        relay_sock, relay_url = bind_relay_listener(sock)
         if sandbox.secrets_hidden:
             log.info("workers run in a bubblewrap sandbox: the state directory is hidden from function code")
         else:
@@ -205,7 +209,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
                         sandbox.reason)
         # Publishers sign bundles with the key derived from this token; the server checks it.
         service = FunctionService(layout, resolver, signing_key=key_from_token(token), settings=settings,
-                                  admin_token=token, upstream=url)
+                                  admin_token=token, upstream=relay_url)
         app = create_server_app(service, token, on_shutdown=lambda: layout.remove_server_info(pid))
         config = uvicorn.Config(app, log_level=log_level, access_log=False,
                                 timeout_graceful_shutdown=settings.drain_timeout, http=_fastest("httptools", "h11"))
@@ -221,10 +225,10 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
             front = None
             if server.started:
                 loop = asyncio.get_running_loop()
-                protocol = uvicorn_protocol_factory(server)
+                protocol = uvicorn_protocol_factory(server, header_timeout=settings.header_timeout)
                 front = Front(sock, service.workers,
                               lambda conn: loop.create_task(loop.connect_accepted_socket(protocol, conn)),
-                              service.counters)
+                              service.counters, relay_listener=relay_sock, header_timeout=settings.header_timeout)
                 front.start()
                 started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
                 layout.write_server_info({"pid": pid, "url": url, "started": started, "exit_with_pid": exit_with_pid,
@@ -284,6 +288,7 @@ def serve(host: str = DEFAULT_HOST, port: int = 0, state_dir=None, *, log_level:
                 runner.run(run())
         finally:
             layout.remove_server_info(pid)
+            relay_sock.close()
         return 1 if forced else 0
     finally:
         os.close(lock_fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from typing import Optional
 
 from .environment import add_environment_arguments
@@ -17,6 +18,8 @@ from .sandbox import SANDBOX_CHOICES, SANDBOX_ENV, Sandbox, requested_mode
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # the runtime's own default: README's 413 threshold
 DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds a client has to send a request's line and headers
+ALLOWED_HOSTS_ENV = "JUPYTERLAB_PUBLISH_ALLOWED_HOSTS"  # comma-separated, added to --allowed-host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +37,14 @@ class ServingSettings:
     # How workers are confined (sandbox.py); None: the fallback without a known state directory.
     sandbox: Optional[Sandbox] = None
     sandbox_mode: str = "auto"  # what was asked for: auto, bwrap or fallback (serve resolves it into sandbox)
+    # Host names (``name`` or ``name:port``) the server answers to besides its loopback names and
+    # bound address: what a client behind a proxy or on another machine puts in its Host header.
+    allowed_hosts: tuple = ()
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
 
     def __post_init__(self):
         for field, low in (("request_timeout", 0.001), ("max_body", 1), ("concurrency", 1), ("processes", 1),
-                           ("health_timeout", 0.5), ("drain_timeout", 0.001)):
+                           ("health_timeout", 0.5), ("drain_timeout", 0.001), ("header_timeout", 0.1)):
             if getattr(self, field) is not None and getattr(self, field) < low:
                 raise ValueError(f"{field.replace('_', '-')} must be at least {low}, not {getattr(self, field)}")
 
@@ -82,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how workers are kept from the server's secrets: bwrap (a bubblewrap sandbox), "
                              "fallback (no sandbox: see README, 'Worker isolation'), auto (bwrap when it works, "
                              f"else fallback) (default: ${SANDBOX_ENV} or auto)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]", dest="allowed_hosts",
+                        help="a Host name clients may use besides 127.0.0.1, localhost, [::1] and the bound address "
+                             "(repeatable; without a port, any port); others are refused 403, which stops DNS "
+                             f"rebinding (also ${ALLOWED_HOSTS_ENV}, comma-separated)")
+    parser.add_argument("--header-timeout", type=_positive(float), default=defaults.header_timeout, metavar="S",
+                        help="close a connection that has not sent a whole request line and headers within S "
+                             "seconds (default: %(default)s)")
     parser.add_argument("--exit-with-pid", type=int, default=None, metavar="PID",
                         help="stop serving when process PID exits (the local server uses it to end with JupyterLab)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -97,7 +111,25 @@ def from_arguments(options: argparse.Namespace) -> ServingSettings:
         health_timeout=options.health_timeout,
         drain_timeout=options.drain_timeout,
         sandbox_mode=requested_mode(options.sandbox),
+        allowed_hosts=allowed_hosts(getattr(options, "allowed_hosts", ())),
+        header_timeout=getattr(options, "header_timeout", DEFAULT_HEADER_TIMEOUT),
     )
 
 
-__all__ = ["DEFAULT_MAX_BODY", "ServingSettings", "add_arguments", "from_arguments"]
+def allowed_hosts(given=()) -> tuple:
+    """The extra Host names: ``--allowed-host`` values and $JUPYTERLAB_PUBLISH_ALLOWED_HOSTS, lowercased."""
+    names = list(given or ()) + os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")
+    out = []
+    for name in (n.strip().lower() for n in names):
+        if not name:
+            continue
+        if any(c in name for c in "/@ \t") or name.startswith(("http:", "https:")):
+            raise ValueError(f"allowed host {name!r} is not a host name: write it as it appears in the Host "
+                             "header, e.g. functions.example.org or functions.example.org:8765")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+__all__ = ["ALLOWED_HOSTS_ENV", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_BODY", "ServingSettings", "add_arguments",
+           "allowed_hosts", "from_arguments"]

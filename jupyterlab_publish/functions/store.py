@@ -65,16 +65,27 @@ def _version(row: sqlite3.Row) -> dict:
     }
 
 
+def _owner_only(path: Path) -> None:
+    """Create ``path`` as 0600 if missing, and narrow it (and its -wal, -shm, -journal) to 0600 if not."""
+    os.close(os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            os.chmod(file, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class Store:
     def __init__(self, path: Path):
+        # It holds the invocation keys: owner only, before SQLite opens it, because SQLite gives the
+        # -wal and -shm files it creates the database file's mode (0644 under a usual umask).
+        _owner_only(Path(path))
         # isolation_level=None: we issue BEGIN ourselves, so transactions are exactly what we say.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._add_missing_columns()
-        # It holds the invocation keys: owner only (SQLite gives its -wal/-shm files the same mode).
-        os.chmod(path, 0o600)
 
     def _add_missing_columns(self) -> None:
         for table, column, definition in _ADDED_COLUMNS:

@@ -58,7 +58,8 @@ def _healthz(server) -> dict:
 
 
 def _requests_counted(server, name: str, status: str) -> float:
-    with urllib.request.urlopen(server.url + "/metrics", timeout=HTTP_TIMEOUT) as response:
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):
         if family.name == "jupyterlab_publish_requests":
