@@ -4,6 +4,11 @@ The server is a separate, detached process (``python -m jupyterlab_publish.funct
 published functions keep serving after the kernel stops, and so nothing runs inside the kernel.
 Kernels find it through ``<state_dir>/server.json`` and talk to it like any function server.
 
+server.json only *names* a server: before the token or a bundle goes to the address it records, the
+server there must prove it holds this state directory's admin token (``GET /api/prove``, an HMAC
+of a fresh nonce under the token; state/proof.py). A stale server.json whose port another local
+user has taken is refused with nothing sent.
+
 Its lifetime is ``$JUPYTERLAB_PUBLISH_SERVER_LIFETIME`` (or ``LocalTarget(lifetime=...)``):
 ``persistent`` (default) keeps it running after JupyterLab exits, so URLs stay up; ``session`` starts
 it with ``--exit-with-pid <the kernel's parent>``, the Jupyter server, so it stops when JupyterLab
@@ -25,7 +30,8 @@ from typing import Any, Optional
 from ..errors import PublishError
 from ..state.lock import exclusive_lock
 from ..state.logs import tail
-from ..state.paths import SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
+from ..state.paths import SERVER_INFO, SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
+from ..state.proof import new_nonce, proof_matches
 from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, progress_or_noop
 from .http import FunctionServerTarget
 from .results import CallResult, FunctionInfo, LogTail, RollbackResult
@@ -48,6 +54,22 @@ def _healthy(info: dict, timeout: float = 2.0) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(body, dict) and body.get("status") == "ok" and body.get("pid") == info["pid"]
+
+
+def _proves_token(info: dict, token: str, timeout: float = 5.0) -> bool:
+    """True if the server in ``info`` answers a fresh nonce with its HMAC under ``token``.
+
+    Nothing secret travels: the request carries the nonce only, never the token.
+    """
+    nonce = new_nonce()
+    url = info["url"].rstrip("/") + "/api/prove?nonce=" + nonce
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}),
+                                    timeout=timeout) as response:
+            body = json.loads(response.read(4096).decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(body, dict) and proof_matches(token, nonce, body.get("proof"))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -139,18 +161,36 @@ class LocalTarget(Target):
     # -- server lifecycle ------------------------------------------------------------------------
 
     def ensure_server(self, progress: Optional[Progress] = None) -> dict:
-        """Return the running server's info, starting the server first if none answers."""
+        """Return the running server's info, starting the server first if none answers.
+
+        A server that answers must prove it holds the admin token (``_proves_token``) before
+        anything is sent to it; one that cannot is refused with ``target_error``.
+        """
         info = read_server_info(self.state_dir)
         if info is not None and _healthy(info):
-            return info
+            return self._proven(info)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Re-check under the lock: another kernel may have started it while we waited.
         with exclusive_lock(self.state_dir / START_LOCK, self.start_timeout + 10, on_timeout=_start_lock_busy):
             info = read_server_info(self.state_dir)
             if info is not None and _healthy(info):
-                return info
+                return self._proven(info)
             progress_or_noop(progress)("starting", 0.0, "starting the local function server")
-            return self._start()
+            return self._proven(self._start())
+
+    def _proven(self, info: dict) -> dict:
+        if _proves_token(info, self.admin_token()):
+            return info
+        raise PublishError(
+            "target_error",
+            f"the server answering at {info['url']} (named by {self.state_dir / SERVER_INFO}) did not prove "
+            "that it holds this state directory's admin token, so nothing was sent to it: another program "
+            "may have taken the port of a local server that has stopped, or it is a server from an older "
+            "jupyterlab-publish",
+            f"stop the program listening on {info['url']} (an older function server: stop it and publish "
+            f"again, which starts a new one), or delete {self.state_dir / SERVER_INFO} and try again",
+            {"url": info["url"]},
+        )
 
     def _start(self) -> dict:
         command = [self.python, "-m", "jupyterlab_publish.functions", "serve", "--port", "0",
@@ -203,6 +243,7 @@ class LocalTarget(Target):
         info = read_server_info(self.state_dir)
         if info is None or not _healthy(info):
             return False
+        self._proven(info)  # the pid is the server's own word: signal it only once it proved itself
         os.kill(info["pid"], signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while not _gone(info):
