@@ -88,7 +88,8 @@ def _split_host(host: str) -> tuple:
 
 
 class HostGuard:
-    """ASGI middleware: refuse (403 ``forbidden_origin``) what a browser sends on another site's behalf.
+    """ASGI middleware: refuse (403 ``forbidden_origin``) what a browser sends on another site's behalf
+    (and, 400, a request without a Host).
 
     - ``Host`` must be one of ``allowed`` (``server_host_names``): a page of evil.example whose name
       was rebound to 127.0.0.1 still says ``Host: evil.example``.
@@ -123,8 +124,9 @@ class HostGuard:
                 site = value.decode("latin-1").strip().lower()
             elif name == b"sec-fetch-mode":
                 mode = value.decode("latin-1").strip().lower()
-        if not host:
-            return _forbidden("the request has no Host header", "send the Host header (HTTP/1.1 requires it)")
+        if not host:  # not a browser's doing, just a malformed request (as the workers answer it)
+            return PublishError("bad_request", "the request has no Host header, which HTTP/1.1 requires",
+                                "send the Host header, e.g. Host: 127.0.0.1:<port>")
         if host not in self.exact and _split_host(host)[0] not in self.any_port:
             return _forbidden(
                 f"this function server does not answer to the host name {host!r} (it answers to "

@@ -130,6 +130,17 @@ def test_a_host_this_server_does_not_answer_to_is_refused(server, method, path):
     assert "rebound.attacker.example" in body["message"]
 
 
+@pytest.mark.parametrize("request_line", [b"GET /healthz HTTP/1.1", b"POST /functions/first HTTP/1.1"])
+def test_a_request_without_a_host_is_a_json_400(server, request_line):
+    sock = _raw(server)
+    try:
+        sock.sendall(request_line + b"\r\nContent-Length: 3\r\n\r\n[1]")
+        status, body = _json_answer(_read_all(sock))
+    finally:
+        sock.close()
+    assert status == 400 and body["error"] == "bad_request" and "Host" in body["message"], body
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", EXTRA_HOST])
 def test_loopback_names_and_configured_hosts_are_served(server, host):
     named = {"Host": f"{host}:{_port(server)}"}
