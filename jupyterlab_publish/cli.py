@@ -26,6 +26,7 @@ from .errors import PublishError
 from .state.paths import TOKEN_FILE, default_state_dir, read_server_info
 from .targets import Deployment, FunctionServerTarget, Target, get_target
 from .targets.http import TOKEN_ENV
+from .targets.local import LocalTarget
 
 # The line the kernel prints with the outcome; everything else the notebook prints is passed on.
 _RESULT_MARK = "__jupyterlab_publish_result__ "
@@ -209,9 +210,13 @@ def _local_token_for(url: str) -> Optional[str]:
     if info is None or _origin(info["url"]) != _origin(url):
         return None
     try:
-        return (state_dir / TOKEN_FILE).read_text("utf-8").strip() or None
+        token = (state_dir / TOKEN_FILE).read_text("utf-8").strip() or None
     except OSError:
         return None
+    if token is not None:
+        # server.json only names a server: the token goes there once it proved it holds it.
+        LocalTarget(state_dir).proven(info)
+    return token
 
 
 def _print_json(value: Any) -> None:

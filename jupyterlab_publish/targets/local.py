@@ -168,17 +168,18 @@ class LocalTarget(Target):
         """
         info = read_server_info(self.state_dir)
         if info is not None and _healthy(info):
-            return self._proven(info)
+            return self.proven(info)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Re-check under the lock: another kernel may have started it while we waited.
         with exclusive_lock(self.state_dir / START_LOCK, self.start_timeout + 10, on_timeout=_start_lock_busy):
             info = read_server_info(self.state_dir)
             if info is not None and _healthy(info):
-                return self._proven(info)
+                return self.proven(info)
             progress_or_noop(progress)("starting", 0.0, "starting the local function server")
-            return self._proven(self._start())
+            return self.proven(self._start())
 
-    def _proven(self, info: dict) -> dict:
+    def proven(self, info: dict) -> dict:
+        """``info`` once its server proved it holds this state directory's token; else target_error."""
         if _proves_token(info, self.admin_token()):
             return info
         raise PublishError(
@@ -243,7 +244,7 @@ class LocalTarget(Target):
         info = read_server_info(self.state_dir)
         if info is None or not _healthy(info):
             return False
-        self._proven(info)  # the pid is the server's own word: signal it only once it proved itself
+        self.proven(info)  # the pid is the server's own word: signal it only once it proved itself
         os.kill(info["pid"], signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while not _gone(info):

@@ -16,6 +16,7 @@ import pytest
 
 from jupyterlab_publish.bundle import build_bundle
 from jupyterlab_publish.cli import main
+from jupyterlab_publish.state.proof import server_proof
 from jupyterlab_publish.targets import DirectoryTarget
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,8 +150,15 @@ def test_the_cli_manages_a_directory_target(dir_target, capsys):
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.server.authorizations.append(self.headers.get("Authorization"))
-        data = b'{"functions": []}'
+        if self.path.startswith("/api/prove?nonce="):
+            # The local server's proof that it holds its token (only when this one plays that server).
+            self.server.proofs.append(self.headers.get("Authorization"))
+            nonce = self.path.split("=", 1)[1]
+            proof = server_proof(self.server.holds_token, nonce) if self.server.holds_token else "0" * 64
+            data = json.dumps({"proof": proof}).encode()
+        else:
+            self.server.authorizations.append(self.headers.get("Authorization"))
+            data = b'{"functions": []}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -165,6 +173,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 def recorder():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     server.authorizations = []
+    server.proofs = []  # the Authorization header of each /api/prove request
+    server.holds_token = None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -199,6 +209,20 @@ def test_the_local_admin_token_goes_to_the_local_servers_own_url(tmp_path, monke
     monkeypatch.setenv("JUPYTERLAB_PUBLISH_STATE_DIR", str(tmp_path / "state"))
     url = f"http://127.0.0.1:{recorder.server_port}"
     _fake_local_server(tmp_path / "state", url)
+    recorder.holds_token = "the-local-admin-token"
     assert main(["list", "--target", url + "/"]) == 0
     assert capsys.readouterr().out == "No functions published yet.\n"
     assert recorder.authorizations == ["Bearer the-local-admin-token"]
+    assert recorder.proofs == [None]  # it proved it holds the token before the token was sent
+
+
+def test_the_local_admin_token_is_not_sent_to_a_server_that_cannot_prove_it_holds_it(tmp_path, monkeypatch, capsys,
+                                                                                     recorder):
+    # server.json names a port another program now listens on (the server that wrote it is gone).
+    monkeypatch.delenv("JUPYTERLAB_PUBLISH_TOKEN", raising=False)
+    monkeypatch.setenv("JUPYTERLAB_PUBLISH_STATE_DIR", str(tmp_path / "state"))
+    url = f"http://127.0.0.1:{recorder.server_port}"
+    _fake_local_server(tmp_path / "state", url)
+    assert main(["list", "--target", url]) == 1
+    assert "did not prove" in capsys.readouterr().err
+    assert recorder.authorizations == [] and recorder.proofs == [None]

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from jupyterlab_publish.functions.front import function_name
+from jupyterlab_publish.functions.front import DEFAULT_MAX_PENDING, function_name
 
 from function_server import HTTP_TIMEOUT, Server, adder, call, make_bundle
 
@@ -283,3 +283,19 @@ def test_hundreds_of_idle_connections_do_not_keep_others_from_being_served(serve
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_connections_waiting_unrouted_are_bounded_the_oldest_dropped_first(tmp_path):
+    # A header timeout far beyond the probe's socket timeout: only the bound can close these.
+    server = Server(tmp_path / "state", "--header-timeout", "600").start()
+    try:
+        idle = [_raw(server) for _ in range(DEFAULT_MAX_PENDING + 8)]
+        try:
+            assert call(server.url + "/healthz", method="GET")[0] == 200  # a real client still gets in
+            for sock in idle[:8]:
+                _read_all(sock)  # dropped by the server once the bound was reached
+        finally:
+            for sock in idle:
+                sock.close()
+    finally:
+        server.stop()
