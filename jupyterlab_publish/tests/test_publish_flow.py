@@ -173,3 +173,21 @@ def test_a_directory_result_says_where_the_bundle_is_and_how_to_serve_it(tmp_pat
     assert "http://127.0.0.1:8000/functions/inc" in result["curl"] and "-d '[1]'" in result["curl"]
     assert f"{bundle}/service.py --host 127.0.0.1 --port 8000 --bundle {bundle}" in result["serve"]
     assert f"pip install -r {bundle}/requirements.txt" in result["serve"]
+
+
+def test_a_requirement_range_is_accepted_from_the_dialog_to_a_live_function(server):
+    # Issue 11: "a requirement range is refused". The dialog sends what the user typed in the
+    # version field (">=1,<99") as the requirement; the kernel and the server accept it, and the
+    # bundle pins the installed version in its lock.
+    ns = notebook("import numpy as np\ndef total(xs):\n    return float(np.sum(xs))\n")
+    comm = RecordingComm()
+    chan = Channel(comm, lambda: ns)
+    send(chan, "k1", "check_requirements", texts=["numpy>=1,<99"])
+    assert comm.wait_for("k1")["result"]["errors"] == []
+    deployment = jupyterlab_publish.publish(
+        ns["total"], name="total", target=server.url, token=server.token, sample=[[1, 2]],
+        requirements=[{"requirement": "numpy>=1,<99", "why": "added by you"}],
+    )
+    assert call(deployment.url, [[1, 2, 3]], key=deployment.key) == (200, 6.0)
+    [entry] = [v for v in server.target().show("total").versions]
+    assert entry.version == 1

@@ -326,7 +326,11 @@ function Progress({
   const percent = Math.round(overall * 100);
   const elapsed = formatElapsed(Date.now() - progress.startedAt);
   return (
-    <div className="jp-PublishDialog-progress" aria-live="polite">
+    <div
+      className="jp-PublishDialog-progress"
+      data-stage={progress.stage}
+      aria-live="polite"
+    >
       <div className="jp-PublishDialog-progressHead">
         <span className="jp-PublishDialog-stage">
           {stageLabel(progress.stage, trans)}
