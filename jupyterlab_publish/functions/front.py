@@ -295,8 +295,14 @@ def guarded_head(protocol_class: type, max_header_bytes: int, header_timeout: fl
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
-            if self._in_head and not self.transport.is_closing():
-                self.transport.close()
+            if not self._in_head or self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                # A pipelined head waits (reading paused) behind a response still being made: give
+                # that response its time; the head's clock starts again.
+                self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+                return
+            self.transport.close()
 
     return GuardedHead
 
