@@ -181,7 +181,10 @@ export class DeploymentsClient {
     });
   }
 
-  /** The function's documentation page, served (sandboxed) by the server extension. */
+  /**
+   * The function's documentation page through the server extension (fetched with the admin
+   * token, sandboxed: no scripts), for a target the browser cannot reach itself.
+   */
   docsUrl(target: ITargetConfig, name: string): string {
     return this._url(`${functionPath(name)}/docs?${targetQuery(target)}`);
   }

@@ -76,7 +76,12 @@ export async function activateDeployments(
       app.commands.execute(DeploymentsCommandIDs.remove, { name }),
     openSource: provenance => openSource(app, provenance, trans),
     openDocs: name => {
-      window.open(model.client.docsUrl(model.target, name), '_blank');
+      // The function server's own page: it names the URL callers use, and its try-it form works
+      // there (a keyed function's sample shows only once its key is given).
+      const fn = model.find(name);
+      if (fn) {
+        window.open(`${fn.url}/docs`, '_blank', 'noopener');
+      }
     }
   };
   const panel = new DeploymentsPanel(

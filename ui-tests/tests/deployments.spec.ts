@@ -100,6 +100,16 @@ test('manage a published function from the Deployments panel', async ({
     timeout: 30_000
   });
 
+  // The docs page: the function server's own, in a new tab.
+  const [docs] = await Promise.all([
+    page.context().waitForEvent('page'),
+    item.locator('.jp-Deployments-docs').click()
+  ]);
+  await docs.waitForLoadState();
+  expect(docs.url()).toBe(`${published.url}/docs`);
+  await expect(docs.locator('h1')).toHaveText(NAME);
+  await docs.close();
+
   // A new version, published from Python in the notebook (the same kernel, the same target).
   await page.notebook.addCell(
     'code',
