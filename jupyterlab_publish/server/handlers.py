@@ -29,7 +29,7 @@ ROUTE = "jupyterlab-publish"
 AUTH_RESOURCE = "jupyterlab_publish"
 OPENAPI = Path(__file__).with_name("openapi.json")
 # Sandbox the proxied docs page: it is the function server's HTML, shown on Jupyter's origin, so
-# it may not run scripts or reach anything (the panel's try-it box calls the function instead).
+# it may not run scripts or reach anything (its try-it form works on the function server's own page).
 DOCS_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
