@@ -25,7 +25,9 @@ from .live import REQUEST_TIMEOUT, SAMPLE_MARK, Live
 from .rawhttp import CLOSED, Hung, RawConnection, request
 
 MiB = 1024**2
-SLOW_CLIENT_BOUND = 15.0  # seconds within which a slow or silent client must have been closed
+# Seconds within which a slow or silent client must have been closed: the server's default
+# --header-timeout (10 s) and a margin for a loaded machine; uvicorn's keep-alive timeout is 5 s.
+SLOW_CLIENT_BOUND = 15.0
 IDLE_CONNECTIONS = 300
 
 
