@@ -47,14 +47,20 @@ def function_server(tmp_path_factory):
     server.stop()
 
 
+def printing_adder(n: int) -> str:
+    """An adder that writes each call to its worker's log, so following the log sees calls."""
+    return f"def add(x):\n    print(f'add called with {{x}}', flush=True)\n    return x + {n}\n"
+
+
 @pytest.fixture
 def published(function_server, tmp_path, monkeypatch):
     """``add`` v1 (x + 1) and v2 (x + 2), keyed, with provenance naming a notebook and cell."""
     monkeypatch.setenv(TOKEN_ENV, function_server.token)
     target = function_server.target()
     provenance = {"notebook": "work/analysis.ipynb", "cell_id": "cell-7"}
-    target.push(make_bundle(tmp_path, adder(1), "add", "add", sample=[1], provenance=provenance))
-    target.push(make_bundle(tmp_path, adder(2), "add", "add", sample=[1], provenance=provenance), new_version=True)
+    target.push(make_bundle(tmp_path, printing_adder(1), "add", "add", sample=[1], provenance=provenance))
+    target.push(make_bundle(tmp_path, printing_adder(2), "add", "add", sample=[1], provenance=provenance),
+                new_version=True)
     yield function_server
     try:
         target.delete("add")
@@ -138,6 +144,10 @@ async def test_rollback_then_logs_then_delete(jp_fetch, published):
     # Follow: nothing new since the cursor, then the lines a new call writes.
     status, quiet = await api(jp_fetch, "functions", "add", "logs", params=query(published, since=logs["cursor"]))
     assert status == 200 and quiet["log"] == "" and quiet["cursor"] == logs["cursor"]
+    await api(jp_fetch, "functions", "add", "call", params=query(published), method="POST", body=[7])
+    status, fresh = await api(jp_fetch, "functions", "add", "logs", params=query(published, since=logs["cursor"]))
+    assert status == 200 and fresh["log"].strip() == "add called with 7" and fresh["gap"] is False
+    assert fresh["cursor"] != logs["cursor"]
 
     status, body = await api(jp_fetch, "functions", "add", params=query(published), method="DELETE")
     assert status == 200 and conforms(body, "Deleted") == {"deleted": "add"}
