@@ -3,8 +3,11 @@
  * the server extension does (jupyterlab_publish/server/openapi.json). The real path — a browser,
  * the extension and a function server — is proven by ui-tests/tests/deployments.spec.ts.
  */
+import { Dialog } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { nullTranslator } from '@jupyterlab/translation';
+import { CommandRegistry } from '@lumino/commands';
+import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import Ajv from 'ajv';
 import * as fs from 'fs';
@@ -23,8 +26,8 @@ import {
   formatSeconds,
   IDeploymentsActions
 } from '../deployments/panel';
-import { DeploymentTargets } from '../deployments/plugin';
-import { ITargetConfig } from '../tokens';
+import { activateDeployments, DeploymentTargets } from '../deployments/plugin';
+import { DeploymentsCommandIDs, ITargetConfig } from '../tokens';
 
 const trans = nullTranslator.load('jupyterlab_publish');
 const LOCAL: ITargetConfig = { name: 'local', spec: 'local' };
@@ -609,3 +612,98 @@ describe('the Deployments settings schema', () => {
     expect(validate({ targets: [target] })).toBe(false);
   });
 });
+
+describe('the Deployments commands', () => {
+  async function activate() {
+    const server = new FakeServer();
+    server.answers.set('DELETE functions/predictor', [
+      200,
+      { deleted: 'predictor' }
+    ]);
+    const commands = new CommandRegistry();
+    const app = {
+      commands,
+      shell: { add: jest.fn(), activateById: jest.fn() },
+      serviceManager: { serverSettings: server.settings() }
+    };
+    const live = new Signal<any, any>({});
+    const { panel } = await activateDeployments(app as any, {
+      trans,
+      publisher: { deploymentLive: live } as any,
+      palette: null,
+      settingRegistry: null,
+      client: new DeploymentsClient(server.settings())
+    });
+    return { server, commands, app, live, panel };
+  }
+
+  afterEach(() => {
+    Dialog.flush();
+  });
+
+  it('refreshes the panel when a publish goes live', async () => {
+    const { server, live, panel } = await activate();
+    live.emit({ name: 'predictor', version: 3 });
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(server.seen.some(s => s.url.pathname.endsWith('/functions'))).toBe(
+      true
+    );
+    expect(panel.model.functions.map(f => f.name)).toEqual(['predictor']);
+    panel.dispose();
+  });
+
+  it('deletes only after the confirmation is accepted', async () => {
+    const { server, commands, panel } = await activate();
+    const deletes = () => server.seen.filter(s => s.method === 'DELETE');
+
+    let done = commands.execute(DeploymentsCommandIDs.remove, {
+      name: 'predictor'
+    });
+    let dialog = await waitForDialog();
+    expect(dialog.textContent).toContain('Delete predictor?');
+    expect(dialog.textContent).toContain('cannot be undone');
+    dialog.querySelector<HTMLElement>('.jp-mod-reject')!.click();
+    await done;
+    expect(deletes()).toEqual([]);
+
+    done = commands.execute(DeploymentsCommandIDs.remove, {
+      name: 'predictor'
+    });
+    dialog = await waitForDialog();
+    dialog.querySelector<HTMLElement>('.jp-mod-accept')!.click();
+    await done;
+    expect(deletes().map(s => s.url.pathname)).toEqual([
+      '/lab-base/jupyterlab-publish/functions/predictor'
+    ]);
+    panel.dispose();
+  });
+
+  it('rolls back to the version it is given', async () => {
+    const { server, commands, panel } = await activate();
+    server.answers.set('POST functions/predictor/rollback', [
+      200,
+      { name: 'predictor', version: 1, previous_version: 2, url: 'u' }
+    ]);
+    await commands.execute(DeploymentsCommandIDs.rollback, {
+      name: 'predictor',
+      to: 1
+    });
+    const rollback = server.seen.find(s =>
+      s.url.pathname.endsWith('/rollback')
+    )!;
+    expect(JSON.parse(rollback.body)).toEqual({ to: 1 });
+    panel.dispose();
+  });
+});
+
+async function waitForDialog(): Promise<HTMLElement> {
+  for (let i = 0; i < 50; i++) {
+    const dialog = document.querySelector<HTMLElement>('.jp-Dialog');
+    if (dialog) {
+      await settled();
+      return dialog;
+    }
+    await new Promise(resolve => setTimeout(resolve, 10));
+  }
+  throw new Error('no dialog was shown');
+}
