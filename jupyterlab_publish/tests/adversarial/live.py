@@ -1,10 +1,11 @@
-"""The server under attack: a real ``jupyter publish serve`` on 127.0.0.1 and four real functions.
+"""The server under attack: a real ``jupyter publish serve`` on 127.0.0.1 and five real functions.
 
 - ``keyed``  needs its key; its sample input carries ``SAMPLE_MARK``, which must never be shown
   to a caller without the key.
 - ``open``   is public: ``add(x) -> x + 1``.
 - ``slow``   is public: ``nap(seconds)`` sleeps, for timeouts and head-of-line blocking.
 - ``boom``   needs its key and always raises.
+- ``spy``    is public and hostile: it watches what its worker process relays (see FUNCTIONS).
 
 ``snapshot`` records what must survive the attacks (versions, worker processes, restarts, answers);
 ``lost`` compares two snapshots.
@@ -36,6 +37,32 @@ FUNCTIONS = {
     "slow": ("import time\n\ndef nap(seconds: float) -> float:\n    time.sleep(seconds)\n    return seconds\n",
              "nap", [0], True),
     "boom": ('def boom(x):\n    raise ValueError("boom " + str(x))\n', "boom", None, False),
+    # Hostile function code: "arm" makes its worker process keep every Authorization header it
+    # parses (uvicorn's httptools protocol) or writes (asyncio streams, as a relay does); "look"
+    # returns what it kept. Anything that passes through a worker is within reach of its function.
+    "spy": (
+        "import asyncio\n\nSEEN = []\n\n"
+        "def spy(action: str):\n"
+        "    if action == 'arm' and not getattr(asyncio.StreamWriter.write, 'spied', False):\n"
+        "        original_write = asyncio.StreamWriter.write\n"
+        "        def write(self, data):\n"
+        "            if b'uthorization' in bytes(data):\n"
+        "                SEEN.append(bytes(data).decode('latin-1'))\n"
+        "            return original_write(self, data)\n"
+        "        write.spied = True\n"
+        "        asyncio.StreamWriter.write = write\n"
+        "        try:\n"
+        "            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol\n"
+        "        except ImportError:\n"
+        "            return 'armed'\n"
+        "        original_header = HttpToolsProtocol.on_header\n"
+        "        def on_header(self, name, value):\n"
+        "            if name.lower() == b'authorization':\n"
+        "                SEEN.append(value.decode('latin-1'))\n"
+        "            return original_header(self, name, value)\n"
+        "        HttpToolsProtocol.on_header = on_header\n"
+        "    return SEEN[-20:] if action == 'look' else 'ok'\n",
+        "spy", ["ping"], True),
 }
 
 # (name, JSON arguments, expected status, expected JSON answer or error code)
@@ -44,6 +71,7 @@ WITNESS_CALLS = (
     ("open", [41], 200, 42),
     ("slow", [0], 200, 0),
     ("boom", [1], 500, "function_error"),
+    ("spy", ["ping"], 200, "ok"),
 )
 
 
@@ -87,7 +115,7 @@ class Live:
 
 
 def start(workdir: Path, *flags: str) -> Live:
-    """Start a server in ``workdir`` and publish the four functions the probes attack."""
+    """Start a server in ``workdir`` and publish the functions the probes attack."""
     workdir.mkdir(parents=True, exist_ok=True)
     server = Server(workdir / "state", *flags).start()
     live = Live(server, workdir)

@@ -250,6 +250,27 @@ def _many_idle(live: Live, deadline: float):
             conn.close()
 
 
+def _secrets_relayed_through_a_worker(live: Live, deadline: float):
+    """Function code must not reach the server's secrets: on a connection handed to ``spy``'s worker,
+    an admin request and a call of ``keyed`` with its key follow; ``spy`` (armed) must see neither.
+    The requests may be answered, or refused with 421 / a close so the client goes elsewhere."""
+    with RawConnection(live.host, live.port, deadline) as conn:
+        conn.send(call("spy", b'["arm"]')(live))
+        answers = [conn.read_response()]
+        conn.send(admin("GET", "/api/functions")(live))
+        answers.append(conn.read_response())
+        conn.send(call("keyed", b'["x"]')(live))
+        answers.append(conn.read_response())
+    with RawConnection(live.host, live.port, deadline) as conn:
+        conn.send(call("spy", b'["look"]')(live))
+        answers.append(conn.read_response())
+    seen = answers[-1].body.decode("utf-8", "replace") if answers[-1] != CLOSED else ""
+    problems = [f"function code in a worker read {what} relayed through its process"
+                for what, secret in (("the admin token", live.admin), ("keyed's key", live.key("keyed")))
+                if secret in seen]
+    return answers, problems
+
+
 def silent(prefix: bytes = b"", dribble: bytes = b""):
     return lambda live, deadline: _silent(live, deadline, prefix, dribble)
 
@@ -455,6 +476,8 @@ def _headers() -> list:
           forbidden),
         P("host-rebinding-keep-alive", "a good call, then Host: evil.example on the same connection",
           (call("open"), call("open", host=evil)), (S(200), S(403))),
+        P("host-rebinding-handed-off-page", "a good call, then the docs page with Host: evil.example",
+          (call("open"), req("GET", "/functions/open/docs", host=evil)), (S(200), S(403))),
         P("cross-site-origin-call", "Origin: https://evil.example on a public function",
           (call("open", headers=[("Origin", "https://evil.example")]),), forbidden),
         P("cross-site-origin-admin", "Origin: https://evil.example on rollback with the admin token",
@@ -509,6 +532,12 @@ def _leaks() -> list:
           (req("GET", "/functions/open/openapi.json"),), (S(200),), check=only_own_paths),
         P("docs-page-through-server", "/functions/open/docs keeps its CSP and shows no worker address",
           (req("GET", "/functions/open/docs"),), (S(200),), check=docs_page_is_the_servers),
+        P("metrics-on-handed-off-connection", "a call, then GET /metrics without a token on the same connection",
+          (call("open"), req("GET", "/metrics")), (S(200), S(401))),
+        Probe("secrets-relayed-through-worker", "leaks",
+              "a hostile function watches its worker while the admin API and another function's key pass by",
+              expect=(S(200), S(200, 421, CLOSED), S(200, 421, CLOSED), S(200)),
+              custom=_secrets_relayed_through_a_worker),
     ]
 
 
