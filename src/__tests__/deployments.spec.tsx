@@ -557,6 +557,26 @@ describe('the Deployments panel', () => {
     expect(server.seen[0].url.searchParams.getAll('spec')).toEqual(['local']);
   });
 
+  it('says why metrics are missing while still listing the functions', async () => {
+    const node = await show();
+    expect(node.querySelector('.jp-Deployments-note')).toBeNull();
+    server.answers.set('GET functions', [
+      200,
+      {
+        target: 'local',
+        started: true,
+        functions: [predictor({ metrics: null })],
+        metrics_error: { code: 'target_error', message: 'metrics refused' }
+      }
+    ]);
+    await panel.model.refresh();
+    await settled();
+    expect(node.querySelector('.jp-Deployments-note')!.textContent).toBe(
+      'Metrics are unavailable: metrics refused'
+    );
+    expect(node.querySelector('[data-name="predictor"]')).not.toBeNull();
+  });
+
   it('shows a failed function as failed', async () => {
     const node = await show([
       predictor({ status: 'failed', live_version: null, metrics: null })

@@ -50,6 +50,11 @@ export class DeploymentsModel implements IDisposable {
     return this._error;
   }
 
+  /** Why the target's metrics could not be read (the functions are still listed), or null. */
+  get metricsError(): { code: string; message: string } | null {
+    return this._metricsError;
+  }
+
   get loading(): boolean {
     return this._loading;
   }
@@ -181,6 +186,7 @@ export class DeploymentsModel implements IDisposable {
       }
       this._functions = listed.functions;
       this._started = listed.started;
+      this._metricsError = listed.metrics_error ?? null;
       this._error = null;
       for (const name of [...this._keys.keys()]) {
         if (!this.find(name)) {
@@ -200,6 +206,7 @@ export class DeploymentsModel implements IDisposable {
   private _functions: IFunction[] = [];
   private _started = true;
   private _error: DeploymentsError | null = null;
+  private _metricsError: { code: string; message: string } | null = null;
   private _loading = false;
   private _inFlight: Promise<void> | null = null;
   private _again = false;

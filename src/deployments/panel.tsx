@@ -1,4 +1,4 @@
-import { Clipboard } from '@jupyterlab/apputils';
+import { Clipboard, Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import {
   Button,
@@ -160,6 +160,11 @@ export function DeploymentsView(props: IViewProps): JSX.Element {
               )}
         </p>
       )}
+      {model.metricsError && model.functions.length > 0 && (
+        <p className="jp-Deployments-note" title={model.metricsError.message}>
+          {trans.__('Metrics are unavailable: %1', model.metricsError.message)}
+        </p>
+      )}
       <ul className="jp-Deployments-list">
         {model.functions.map(fn => (
           <FunctionItem key={fn.name} fn={fn} {...props} />
@@ -302,7 +307,20 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
                 minimal
                 small
                 className="jp-Deployments-showKey"
-                onClick={() => void model.revealKey(fn.name)}
+                onClick={() =>
+                  model
+                    .revealKey(fn.name)
+                    .catch((error: DeploymentsError) =>
+                      Notification.error(
+                        trans.__(
+                          'Cannot show the key of %1: %2',
+                          fn.name,
+                          error.message
+                        ),
+                        { autoClose: 8000 }
+                      )
+                    )
+                }
               >
                 {trans.__('Show key')}
               </Button>
