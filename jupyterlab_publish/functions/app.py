@@ -129,12 +129,12 @@ class HostGuard:
                                 "send the Host header, e.g. Host: 127.0.0.1:<port>")
         if host not in self.exact and _split_host(host)[0] not in self.any_port:
             return _forbidden(
-                f"this function server does not answer to the host name {host!r} (it answers to "
+                f"this function server does not answer to the host name {host[:100]!r} (it answers to "
                 f"{', '.join(self.allowed)})",
                 "use http://127.0.0.1:<port>, or start the server with --allowed-host NAME "
                 "(or $JUPYTERLAB_PUBLISH_ALLOWED_HOSTS) to serve it under that name")
         if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
-            return _forbidden(f"requests from pages of {origin} are refused: only this server's own pages "
+            return _forbidden(f"requests from pages of {origin[:100]} are refused: only this server's own pages "
                               "may call it from a browser",
                               "call the function from a server or a script, not from another site's page")
         if site == "cross-site" and not (mode == "navigate" and method in ("GET", "HEAD")):
