@@ -178,11 +178,19 @@ class Front:
         if pool is None:
             return False
         worker = pool.next_handoff_worker()
+
+        def route_again(taken_back: socket.socket) -> None:
+            # A connection its worker let go of between requests (it died, or drained for a new
+            # version): routed afresh, so its next request is handed to a running worker.
+            task = asyncio.get_running_loop().create_task(self._route(taken_back))
+            self._pending[task] = None
+            task.add_done_callback(self._routed)
+
         # False: the worker is gone or its queue is full, and our app serves this one (and restarts
         # it). True: the worker serves it; we keep a copy only where the runtime shares its slot
-        # table (contract 3), to answer the client should the worker die mid-call, or to serve it
-        # here should the worker die while it is idle.
-        if worker is None or not worker.hand_off(conn, self.serve_locally):
+        # table (contract 3), to answer the client should the worker die mid-call, or to route it
+        # again should the worker let it go between requests.
+        if worker is None or not worker.hand_off(conn, route_again):
             return False
         self.counters["handed_off"] += 1
         return True

@@ -7,7 +7,8 @@ connections the server creates a small shared file of one-byte slots (``--slots-
 connection with its slot number, and keeps its own copy of the descriptor. The worker writes the
 slot's state as requests come and go (plain stores into the mapping: no system call per request).
 When the worker is gone, the server reads the table: a call was running → a JSON 502 saying so; the
-connection was never taken up, or was idle between requests → the server serves it from now on
+connection was never taken up, or was idle between requests, or released by the draining worker
+(SIGTERM: a new version went live) → the server serves it from now on
 (nothing of a request was read from it: its next request is proxied to a running worker), else a
 JSON 503 / a close; the answer was being written → closed. Slots the worker marked closed are freed
 as the table is swept.
@@ -33,6 +34,7 @@ from ..runtime.service_handoff import (
     SLOT_HANDED,
     SLOT_IDLE,
     SLOT_PAYLOAD,
+    SLOT_RELEASED,
     SLOT_RUNNING,
     UNTRACKED,
 )
@@ -122,10 +124,15 @@ class HandedConnections:
         return None
 
     def sweep(self) -> None:
-        """Close our copies of the connections the worker has closed (frees their slots)."""
+        """Close our copies of the connections the worker has closed, serve those it released (frees
+        their slots)."""
         with self.lock:
-            for slot in [slot for slot in self.held if self.map[slot] == SLOT_CLOSED]:
-                self.held.pop(slot).close()
+            if self.closed:
+                return
+            for slot in [slot for slot in self.held if self.map[slot] in (SLOT_CLOSED, SLOT_RELEASED)]:
+                conn = self.held.pop(slot)
+                if self.map[slot] == SLOT_CLOSED or not self._take_back(conn):
+                    conn.close()
                 self.map[slot] = SLOT_FREE
 
     def worker_gone(self, why: str) -> dict:
@@ -142,7 +149,7 @@ class HandedConnections:
             held, self.held = self.held, {}
             for slot, conn in held.items():
                 state = self.map[slot]
-                if state in (SLOT_HANDED, SLOT_IDLE) and self._take_back(conn):
+                if state in (SLOT_HANDED, SLOT_IDLE, SLOT_RELEASED) and self._take_back(conn):
                     outcome["served_here"] += 1
                     continue
                 answer = _answer(died) if state == SLOT_RUNNING else _answer(unserved) if state == SLOT_HANDED else None

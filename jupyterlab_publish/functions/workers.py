@@ -373,7 +373,7 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             self.terminate()  # it finishes the calls in progress, within its own grace period
             try:
-                self.process.wait(timeout)
+                self._wait_draining(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 self.process.wait()
@@ -403,6 +403,21 @@ class Worker:
             conn.close()  # the worker holds its own descriptor now; the connection stays open
             return True
         return self.connections.hand_off(control, conn, serve_locally)
+
+    def _wait_draining(self, timeout: float) -> None:
+        """Wait for the SIGTERMed process to exit (TimeoutExpired after ``timeout``), meanwhile serving
+        the idle connections it releases (contract 3) so their next requests are not kept waiting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.process.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+            connections = self.connections
+            if connections is not None:
+                connections.sweep()
 
     def _exit_reason(self) -> str:
         code = self.returncode

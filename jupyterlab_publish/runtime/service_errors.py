@@ -22,7 +22,6 @@ STATUS = {
     "unserialisable_result": 500,  # the function returned something JSON cannot carry
     "batch_error": 500,  # a batch of a vectorised function failed as a whole
     "bad_gateway": 502,  # the function server this worker relays to did not answer
-    "unavailable": 503,  # the worker is shutting down and runs no new calls (contract 3)
     "timeout": 504,  # the function did not answer within --timeout
 }
 

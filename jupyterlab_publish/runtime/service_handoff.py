@@ -14,8 +14,10 @@ Contract 3 adds the slot table (``--slots-fd``): the server keeps its own copy o
 it hands over and sends a slot number with it (``SLOT_PAYLOAD``) instead of the byte; the worker
 writes each connection's state into that slot of a file both map (``SlotTable``). When the worker
 dies, the server reads the table: a connection whose call was running gets a JSON 502, one never
-taken up a 503, the rest are closed; slots marked closed are reused. A slot write is a store into
-shared memory: no system call per request.
+taken up or idle is served by the server from then on, the rest are closed; slots marked closed are
+reused. A draining worker (SIGTERM) releases its idle connections to the server instead of closing
+them, so their next requests reach a running worker. A slot write is a store into shared memory:
+no system call per request.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ SLOT_IDLE = 2  # served by the worker, between requests
 SLOT_RUNNING = 3  # a request is being answered: the call (or a relayed request) runs
 SLOT_WRITING = 4  # the answer is being written
 SLOT_CLOSED = 5  # the worker closed the connection; the server closes its copy and frees the slot
+SLOT_RELEASED = 6  # the worker (draining) let go of an idle connection: the server serves it from now on
 SLOT_PAYLOAD = struct.Struct("<I")  # what the server sends with each descriptor: its slot number
 UNTRACKED = 0xFFFFFFFF  # a descriptor sent without a slot (the table was full)
 
@@ -137,8 +140,10 @@ class HeadGuard:
         self.received = protocol.data_received
         self.head = 0
         self.timer = None
+        self.slots = self.slot = None  # set for a connection the server shares (HandoffReceiver._tracked)
         protocol.data_received = self.data_received
         protocol.send_400_response = self.send_400_response
+        protocol.head_guard = self
 
     def send_400_response(self, msg: str) -> None:
         transport = self._transport()
@@ -155,6 +160,10 @@ class HeadGuard:
         in_head = cycle is None or not cycle.more_body
         if in_head:
             self.head += len(data)
+            if self.slot is not None:
+                # From its first byte a request is this worker's to answer: should it die now, the
+                # server answers 502 rather than wait on a connection whose request was read here.
+                self.slots.map[self.slot] = SLOT_RUNNING
         self.received(data)  # one read's worth at most is parsed before the check below
         if protocol.cycle is not cycle:  # a head was parsed: the next one is counted afresh
             self.head = 0
@@ -194,6 +203,13 @@ class HeadGuard:
             transport.close()
 
 
+def _between_requests(protocol) -> bool:
+    """True if the connection's last request is answered and no byte of another has been read."""
+    cycle = protocol.cycle
+    guard = getattr(protocol, "head_guard", None)
+    return (cycle is None or cycle.response_complete) and guard is not None and guard.head == 0
+
+
 class HandoffReceiver:
     """Receives connection fds over the inherited AF_UNIX socket and serves each with uvicorn.
 
@@ -202,7 +218,7 @@ class HandoffReceiver:
     """
 
     def __init__(self, fd: int, protocol_factory, on_closed, slots: SlotTable | None = None,
-                 slot_of: dict | None = None):
+                 slot_of: dict | None = None, draining=lambda: False):
         self.loop = asyncio.get_running_loop()
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(False)
@@ -210,6 +226,7 @@ class HandoffReceiver:
         self.on_closed = on_closed
         self.slots = slots
         self.slot_of = slot_of if slot_of is not None else {}
+        self.draining = draining  # () -> bool: the worker is shutting down
         self.tasks: set = set()
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
@@ -266,9 +283,16 @@ class HandoffReceiver:
             slot_of[peer] = slot
         slots.set(slot, SLOT_IDLE)
 
-        def closed() -> None:
+        draining = self.draining
+
+        def closed(protocol=None) -> None:
             if peer is not None and slot_of.get(peer) == slot:
                 del slot_of[peer]
+            if protocol is not None and draining() and _between_requests(protocol):
+                # Nothing of a next request was read: the server takes the connection over.
+                keep.close()
+                slots.set(slot, SLOT_RELEASED)
+                return
             try:
                 keep.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -278,13 +302,16 @@ class HandoffReceiver:
 
         def create_protocol(_loop=None):
             protocol = self.protocol_factory(_loop)
+            guard = getattr(protocol, "head_guard", None)
+            if guard is not None:
+                guard.slots, guard.slot = slots, slot
             lost = protocol.connection_lost
 
             def connection_lost(exc):
                 try:
                     lost(exc)
                 finally:
-                    closed()
+                    closed(protocol if exc is None else None)
 
             protocol.connection_lost = connection_lost
             return protocol
@@ -310,9 +337,9 @@ class HandoffReceiver:
 def make_server(config, service, handoff_fd: int | None):
     """A uvicorn Server that also serves connections arriving on ``handoff_fd`` with ``service.handoff_app``.
 
-    On SIGTERM (or when the server closes the hand-off socket) it drains: no new connections, calls
-    that arrive get 503 ``unavailable``, calls in progress get ``config.timeout_graceful_shutdown``
-    to finish, idle connections are closed, then it exits."""
+    On SIGTERM (or when the server closes the hand-off socket) it drains: no new connections, idle
+    ones are closed (or, when the server shares them, released to it), requests already read and
+    calls in progress get ``config.timeout_graceful_shutdown`` to finish, then it exits."""
     import uvicorn  # only serving needs it (see uvicorn_config)
 
     class Server(uvicorn.Server):
@@ -330,7 +357,7 @@ def make_server(config, service, handoff_fd: int | None):
             try:
                 factory = handoff_protocol_factory(self, service.handoff_app)
                 self.receiver = HandoffReceiver(handoff_fd, factory, self.handoff_closed, service.slots,
-                                                service.slot_of)
+                                                service.slot_of, lambda: service.draining)
             except Exception as exc:
                 log.error("cannot serve handed-off connections (%s: %s); /healthz says \"handoff\": false and "
                           "the server keeps proxying", type(exc).__name__, exc)
@@ -346,7 +373,7 @@ def make_server(config, service, handoff_fd: int | None):
             self.should_exit = True
 
         def handle_exit(self, sig, frame) -> None:
-            service.draining = True  # from now on, calls get 503 while those in progress finish
+            service.draining = True  # from now on idle handed-off connections go back to the server
             super().handle_exit(sig, frame)
 
         async def shutdown(self, sockets=None):

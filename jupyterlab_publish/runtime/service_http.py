@@ -9,8 +9,7 @@ server's own checks see the headers before any body is read).
 
 Contract 3 adds: ``--allowed-hosts`` (Host and Origin checks against DNS rebinding and cross-site
 requests, JSON 403), pages of a keyed function that show the sample only to callers with the key,
-pages that name the URL the client used, a 503 for calls arriving while the worker drains, and
-per-connection states in the slot table the server shares (``service_handoff.SlotTable``).
+pages that name the URL the client used, and per-connection states in the slot table the server shares (``service_handoff.SlotTable``).
 """
 
 from __future__ import annotations
@@ -175,7 +174,7 @@ _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"
 _NO_ARGS: tuple = ()
 _NO_KWARGS: dict = {}  # shared: ``fn(**kwargs)`` copies it, so nothing can change it
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # the endpoint-name rule
-_UNREAD_BODY = frozenset({401, 413, 503})  # answers given before the body was (wholly) read
+_UNREAD_BODY = frozenset({401, 413})  # answers given before the body was (wholly) read
 # A number can only overflow a float with an exponent of 3+ digits or 309+ digits: only then are
 # floats parsed through _finite_float (slower), so that 1e999 is refused instead of becoming inf.
 _MAYBE_INFINITE = re.compile(rb"[eE][+]?\d{3}|\d{309}")
@@ -441,7 +440,9 @@ class FunctionEndpoint:
         self.hosts = parse_allowed_hosts(None if allowed_hosts is None else ",".join((allowed_hosts, *own_hosts)))
         self.stats = calls.Stats()
         self.handoff = False  # set once handed-off connections are being served
-        self.draining = False  # set on SIGTERM: calls that arrive now are answered 503
+        # Set on SIGTERM: no new connections are taken and idle handed-off ones go back to the server;
+        # a request already read from a connection still runs (only this worker can answer it).
+        self.draining = False
         # The slot table the server shares (--slots-fd) and the slot of each handed-off connection,
         # by its peer address (what ASGI's scope["client"] names): see service_handoff.SlotTable.
         self.slots = None
@@ -489,9 +490,6 @@ class FunctionEndpoint:
             stats.observe(status, time.perf_counter() - started)
 
     async def _answer(self, scope, receive) -> tuple:
-        if self.draining:
-            return errors.answer("unavailable", "this worker is shutting down and takes no new calls",
-                                 hint="send the call again: the function server routes it to a running worker")
         authorization = length = None
         for key, value in scope["headers"]:
             if key == b"authorization":

@@ -1,4 +1,5 @@
-"""A worker killed mid-call: its handed-off client gets a JSON 502 from the server, not a dropped connection.
+"""A worker killed mid-call: its handed-off client gets a JSON 502 from the server, not a dropped connection;
+its idle connections, and those of a worker drained because a new version went live, are served on.
 
 A real ``jupyter publish serve`` on 127.0.0.1 hands the call's connection to the worker (contract 3,
 with the slot table); the test SIGKILLs the worker while the function sleeps.
@@ -19,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX process control")
 
-from function_server import HTTP_TIMEOUT, Server, call, make_bundle, wait_for, worker_pids  # noqa: E402
+from function_server import HTTP_TIMEOUT, Server, adder, call, make_bundle, wait_for, worker_pids  # noqa: E402
 
 NAP = """
 import time
@@ -109,3 +110,26 @@ def test_an_idle_connection_of_a_killed_worker_is_served_by_the_server_from_then
     answer = _exchange(client, request)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n0"), answer
     client.close()
+
+
+def test_idle_connections_of_a_version_replaced_by_a_new_one_are_served_by_the_new_one(server, tmp_path):
+    target = server.target()
+    first = target.push(make_bundle(tmp_path, adder(1), "add", "swapped", sample=[1]))
+    host, port = server.url.removeprefix("http://").split(":")
+
+    def request(key):
+        return (b"POST /functions/swapped HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer %s\r\nContent-Length: 3\r\n\r\n[1]" % (host.encode(), port.encode(), key.encode()))
+
+    clients = [socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT) for _ in range(4)]
+    for client in clients:  # each handed to the v1 worker, then left idle
+        assert _exchange(client, request(first.key)).endswith(b"\r\n\r\n2")
+    (old,) = worker_pids(server.state, "swapped")
+    second = target.push(make_bundle(tmp_path, adder(100), "add", "swapped", sample=[1]), new_version=True)
+    wait_for(lambda: old not in worker_pids(server.state, "swapped"), "the v1 worker to be stopped")
+    # The v1 worker let its idle connections go to the server instead of closing them: the same
+    # connections now reach v2.
+    for client in clients:
+        answer = _exchange(client, request(second.key))
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n101"), answer
+        client.close()
