@@ -82,10 +82,13 @@ def run_sample_cancellable(fn, sample, validator=None, batching=None, cancel: th
         return run_sample(fn, sample, validator, batching=batching)
     runner = threading.get_ident()
     guard = threading.Lock()
-    state = {"running": True, "fired": False}
+    done = threading.Event()
+    # Fired only while the sample runs, i.e. inside the try below, which catches it wherever in the
+    # try it arrives (never, say, while this thread waits for the watcher to start).
+    state = {"running": False, "fired": False}
 
     def watch() -> None:
-        while state["running"]:
+        while not done.is_set():
             if cancel.wait(0.05):
                 with guard:
                     if state["running"]:
@@ -93,17 +96,23 @@ def run_sample_cancellable(fn, sample, validator=None, batching=None, cancel: th
                         ctypes.pythonapi.PyThreadState_SetAsyncExc(
                             ctypes.c_ulong(runner), ctypes.py_object(_SampleCancelled)
                         )
-                return
+                        return
+                done.wait(0.01)  # cancelled before the sample started: it checks, or it starts soon
 
     watcher = threading.Thread(target=watch, name="jupyterlab-publish-sample-watch", daemon=True)
     watcher.start()
     try:
         try:
+            with guard:
+                if cancel.is_set():
+                    raise _SampleCancelled
+                state["running"] = True
             return run_sample(fn, sample, validator, batching=batching)
         finally:
             with guard:
                 state["running"] = False
                 fired = state["fired"]
+            done.set()
             if fired:  # fired as the sample returned: clear it so it cannot surface later
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(runner), None)
                 raise _SampleCancelled

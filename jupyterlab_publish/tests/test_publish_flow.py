@@ -82,6 +82,15 @@ def test_cancel_stops_a_slow_sample_in_the_notebook():
     assert ns["finished"] == []  # interrupted, not run to its end
 
 
+def test_a_cancel_before_the_sample_starts_stops_it_too():
+    ns = notebook(SLOW)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(PublishError) as caught:
+        run_sample_cancellable(ns["slow"], [1], cancel=cancel)
+    assert caught.value.code == "cancelled" and ns["finished"] == []
+
+
 def test_a_sample_that_finishes_is_answered_and_leaves_no_pending_cancellation():
     ns = notebook("def inc(x):\n    return x + 1\n")
     cancel = threading.Event()
