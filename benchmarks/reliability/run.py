@@ -159,13 +159,14 @@ def render(results: dict) -> str:
         lines.append(f"| {category} | {len(of)} | {sum(p['ok'] for p in of)} |")
     lines += [
         "",
-        "| probe | category | status | code | message | s | held |",
-        "| --- | --- | --- | --- | --- | ---: | --- |",
+        "| probe | category | sent | status | code | message | s | held |",
+        "| --- | --- | --- | --- | --- | --- | ---: | --- |",
     ]
     for p in probes:
         message = p["message"] if p["ok"] else "; ".join(p["problems"])
-        lines.append(f"| {p['probe']} | {p['category']} | {_cell(p['status'])} | {_cell(' '.join(p['codes']))} | "
-                     f"{_cell(message)[:220]} | {p['seconds']:.2f} | {'yes' if p['ok'] else '**no**'} |")
+        lines.append(f"| {p['probe']} | {p['category']} | {_cell(p['what'])} | {_cell(p['status'])} | "
+                     f"{_cell(' '.join(p['codes']))} | {_cell(message)[:220]} | {p['seconds']:.2f} | "
+                     f"{'yes' if p['ok'] else '**no**'} |")
     lines += [
         "",
         "## Fault soak",
