@@ -3,7 +3,7 @@ service's blocking call in an executor, answer JSON. Every refusal is a ``Publis
 with its code's status from ``errors.HTTP_STATUS`` and the same body the function server sends.
 
 Jupyter's ``APIHandler`` gives the auth (``@authenticated``, ``@authorized``) and refuses a
-cookie-authenticated POST or DELETE without the XSRF token.
+cookie-authenticated request without the XSRF token — here GETs too (see ``_Common.prepare``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ class _Common:
     def initialize(self, service: Deployments, executor: concurrent.futures.Executor) -> None:
         self.service = service
         self.executor = executor
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        # Every route may send a target's token (or a file's content named as one) to the spec the
+        # request names, so a GET is checked like a POST: a link on another site, followed with the
+        # session cookie, must not make this server send a secret anywhere. JupyterLab's requests
+        # carry the XSRF header; token-authenticated API clients need none (Jupyter's own rule).
+        if self.request.method in ("GET", "HEAD"):
+            self.check_xsrf_cookie()
 
     async def run(self, fn, *args) -> Any:
         """A blocking target call, off the event loop."""

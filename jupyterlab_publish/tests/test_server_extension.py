@@ -228,9 +228,16 @@ async def test_requests_without_jupyter_auth_or_xsrf_are_refused(jp_fetch, publi
     first = await http_server_client.fetch(f"{base}?{urllib.parse.urlencode(query(published))}", headers=jp_auth_header)
     cookies = "; ".join(c.split(";", 1)[0] for c in first.headers.get_list("Set-Cookie"))
     assert cookies, "token authentication sets the login cookie"
-    by_cookie = await http_server_client.fetch(f"{base}?{urllib.parse.urlencode(query(published))}",
-                                               headers={"Cookie": cookies})
-    assert by_cookie.code == 200, "the cookie alone is a session"
+    listing = f"{base}?{urllib.parse.urlencode(query(published))}"
+    # What JupyterLab sends: the session cookie with the XSRF cookie and header.
+    xsrf = {"Cookie": f"{cookies}; _xsrf=same-value", "X-XSRFToken": "same-value"}
+    assert (await http_server_client.fetch(listing, headers=xsrf)).code == 200
+    # A link on another site followed with the session cookie: even a GET is refused, since it
+    # would make this server send the target's token to the spec in the link.
+    for headers in ({"Cookie": cookies}, {"Cookie": cookies, "Referer": "https://evil.example/page"}):
+        with pytest.raises(HTTPClientError) as caught:
+            await http_server_client.fetch(listing, headers=headers)
+        assert caught.value.code == 403
     with pytest.raises(HTTPClientError) as caught:
         await http_server_client.fetch(f"{base}/add/rollback?{urllib.parse.urlencode(query(published))}",
                                        method="POST", body=b"", headers={"Cookie": cookies})
