@@ -57,8 +57,14 @@ class TargetRef:
 
 
 def _needs(target: Target, verb: str) -> None:
+    """Refuse a verb the target lacks, or one that would start its server as a side effect."""
     if verb not in target.capabilities:
         raise target.unsupported(verb)
+    if not target.started():
+        # The local server is started by a publish (from the kernel, with the lifetime its
+        # settings give); managing must not start one from the Jupyter server instead.
+        raise PublishError("target_unreachable", f"the function server of {target.spec()} is not running",
+                           "publish a function to start it, or start it with `jupyter publish serve`")
 
 
 def openable_path(notebook: Optional[str], root_dir: Optional[str]) -> Optional[str]:
@@ -133,9 +139,9 @@ class Deployments:
 
     def list(self, ref: TargetRef) -> dict:
         target = ref.build()
-        _needs(target, "list")
-        if not target.started():
+        if "list" in target.capabilities and not target.started():
             return {"target": target.spec(), "started": False, "functions": [], "metrics_error": None}
+        _needs(target, "list")
         summaries = target.list()
         metrics, metrics_error = self._metrics(target)
         functions = []

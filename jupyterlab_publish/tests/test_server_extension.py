@@ -214,6 +214,8 @@ async def test_targets_are_described_with_capabilities_and_no_secret(jp_fetch, t
     # Listing a local target whose server is not running shows nothing and starts nothing.
     status, listed = await api(jp_fetch, "functions", params={"target": "local"})
     assert status == 200 and listed == {"target": "local", "started": False, "functions": [], "metrics_error": None}
+    status, body = await api(jp_fetch, "functions", "add", params={"target": "local"})
+    assert status == 502 and body["error"] == "target_unreachable" and "publish a function" in body["hint"]
     assert not (tmp_path / "no-server" / "server.json").exists()
 
 
