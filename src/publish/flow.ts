@@ -243,7 +243,15 @@ async function publishInDialog(
   return result.button.accept ? dialog.deployment : null;
 }
 
-/** A request to a busy kernel waits in its queue: say so instead of looking stuck. */
+/** How long a request to a busy kernel waits before the notice shows (a quick answer shows none). */
+const WAIT_NOTICE_DELAY = 400;
+
+/**
+ * A request to a busy kernel waits in its queue: say so instead of looking stuck. The notice
+ * always ends: JupyterLab draws a toast asynchronously and loses a dismiss that arrives before it
+ * is drawn (a spinner left forever), so the notice shows only after a short wait, and ends as an
+ * update that closes itself, which JupyterLab draws whether or not the first toast was.
+ */
 async function withWaitNotice<T>(
   status: string,
   trans: TranslationBundle,
@@ -252,16 +260,25 @@ async function withWaitNotice<T>(
   if (status !== 'busy') {
     return run();
   }
-  const id = Notification.emit(
-    trans.__('Waiting for the kernel to finish running…'),
-    'in-progress',
-    {
-      autoClose: false
-    }
-  );
+  let id: string | null = null;
+  const timer = window.setTimeout(() => {
+    id = Notification.emit(
+      trans.__('Waiting for the kernel to finish running…'),
+      'in-progress',
+      { autoClose: false }
+    );
+  }, WAIT_NOTICE_DELAY);
   try {
     return await run();
   } finally {
-    Notification.dismiss(id);
+    window.clearTimeout(timer);
+    if (id) {
+      Notification.update({
+        id,
+        message: trans.__('The kernel is ready.'),
+        type: 'default',
+        autoClose: 1500
+      });
+    }
   }
 }

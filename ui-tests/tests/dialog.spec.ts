@@ -325,3 +325,34 @@ test('a captured open file blocks Publish with its path and the fix', async ({
   ).toBeDisabled();
   await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
 });
+
+test('the notice shown while the kernel is busy ends', async ({
+  page,
+  tmpPath
+}) => {
+  await notebookWith(
+    page,
+    tmpPath,
+    'import time\ndef pause(s):\n    time.sleep(s)'
+  );
+  await page.notebook.addCell('code', 'pause(4)');
+  const last = (await page.notebook.getCellCount()) - 1;
+  void page.notebook.runCell(last); // the kernel is busy for a while
+  await expect(page.locator('.jp-InputPrompt', { hasText: '[*]' })).toHaveCount(
+    1
+  );
+  await page.notebook.selectCells(0);
+  await clickPublish(page);
+  await expect(page.locator('.jp-Notification-Toast-in-progress')).toHaveCount(
+    1
+  );
+  const dialog = publishDialog(page);
+  await expect(dialog).toBeVisible({ timeout: 60_000 });
+  await expect(page.locator('.jp-Notification-Toast-in-progress')).toHaveCount(
+    0,
+    {
+      timeout: 10_000
+    }
+  );
+  await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
+});
