@@ -458,6 +458,7 @@ describe('the Deployments panel', () => {
     const textarea = node.querySelector<HTMLTextAreaElement>(
       '.jp-Deployments-payload'
     )!;
+    expect(textarea.placeholder).toContain('predictor(x)');
     const call = node.querySelector<HTMLButtonElement>('.jp-Deployments-call')!;
     expect(call.disabled).toBe(true);
     // React listens to the native input event; set the value through the prototype setter.

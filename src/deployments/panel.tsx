@@ -521,8 +521,10 @@ function TryIt(props: IViewProps & { fn: IFunction }): JSX.Element {
       setBusy(false);
     }
   };
-  const signature = fn.versions.find(v => v.version === fn.live_version)
-    ?.function?.signature;
+  const served = fn.versions.find(v => v.version === fn.live_version)?.function;
+  const signature = served?.signature
+    ? `${served.name ?? fn.name}${served.signature}`
+    : '';
   return (
     <section className="jp-Deployments-tryIt">
       <h3>{trans.__('Try it')}</h3>
@@ -533,7 +535,7 @@ function TryIt(props: IViewProps & { fn: IFunction }): JSX.Element {
         value={payload}
         placeholder={trans.__(
           'JSON arguments: an array (positional) or an object (by name)%1',
-          signature ? ` — ${fn.name}${signature}` : ''
+          signature ? ` — ${signature}` : ''
         )}
         onChange={event => setPayload(event.target.value)}
       />
