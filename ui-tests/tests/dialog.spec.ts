@@ -356,3 +356,33 @@ test('the notice shown while the kernel is busy ends', async ({
   );
   await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
 });
+
+test('a dir: result shows where the bundle is and how to serve it; without a sample the curl body names the parameters', async ({
+  page,
+  tmpPath
+}) => {
+  await openAndRunExample(page, tmpPath);
+  const dialog = await openPredictorDialog(page);
+  const name = `stored-${Date.now() % 100000}`;
+  const root = `/tmp/jupyterlab-publish-galata-${Date.now()}`;
+  await dialog.locator('.jp-PublishDialog-name').fill(name);
+  await dialog.locator('.jp-PublishDialog-target').fill(`dir:${root}`);
+  await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+  const result = page.locator('.jp-PublishResult');
+  await expect(result).toBeVisible({ timeout: 180_000 });
+  await expect(result.locator('.jp-PublishResult-bundle')).toHaveText(
+    `${root}/${name}/v1`
+  );
+  await expect(result.locator('.jp-PublishResult-serve')).toContainText(
+    `${root}/${name}/v1/service.py --host 127.0.0.1 --port 8000`
+  );
+  const curl = result.locator('.jp-PublishResult-curl');
+  await expect(curl).not.toContainText('file:');
+  await expect(curl).toContainText(`http://127.0.0.1:8000/functions/${name}`);
+  await expect(curl).toContainText('{"x": "<x>"}');
+  await expect(result.locator('.jp-PublishResult-note')).toContainText(
+    'replace each <…>'
+  );
+  await expect(result.locator('a')).toHaveCount(0);
+  await page.locator('.jp-Dialog-button.jp-mod-accept').click();
+});
