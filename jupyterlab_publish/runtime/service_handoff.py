@@ -94,7 +94,7 @@ def uvicorn_config(app, **options):
                           access_log=False, log_level="warning", **options)
 
 
-def handoff_protocol_factory(server, app):
+def handoff_protocol_factory(server, app, own_paths=None, upstream=None):
     """The protocol factory uvicorn's ``Server.startup`` builds, serving ``app``, for our own sockets.
 
     Handed-off connections share the running server's state (connection set, default headers,
@@ -112,9 +112,11 @@ def handoff_protocol_factory(server, app):
         options["app_state"] = getattr(getattr(server, "lifespan", None), "state", None) or {}
     takes_loop = "_loop" in accepted
 
+    own = None if own_paths is None else frozenset(path.encode("utf-8") for path in own_paths)
+
     def create_protocol(_loop=None):
         protocol = protocol_class(**options, _loop=_loop) if takes_loop else protocol_class(**options)
-        HeadGuard(protocol)
+        HeadGuard(protocol, own, upstream)
         return protocol
 
     probe = create_protocol(asyncio.get_running_loop())  # a uvicorn whose protocol changed fails here
@@ -135,12 +137,15 @@ class HeadGuard:
 
     _TOO_LARGE = None
 
-    def __init__(self, protocol):
+    def __init__(self, protocol, own: frozenset | None = None, upstream: tuple | None = None):
         self.protocol = protocol
         self.received = protocol.data_received
         self.head = 0
         self.timer = None
         self.slots = self.slot = None  # set for a connection the server shares (HandoffReceiver._tracked)
+        self.on_lost = None  # what the connection's end must also do (HandoffReceiver._tracked)
+        self.own = own  # this function's paths (bytes): a request for another goes to the server unparsed
+        self.upstream = upstream
         protocol.data_received = self.data_received
         protocol.send_400_response = self.send_400_response
         protocol.head_guard = self
@@ -159,11 +164,13 @@ class HeadGuard:
         cycle = protocol.cycle
         in_head = cycle is None or not cycle.more_body
         if in_head:
-            self.head += len(data)
             if self.slot is not None:
                 # From its first byte a request is this worker's to answer: should it die now, the
                 # server answers 502 rather than wait on a connection whose request was read here.
                 self.slots.map[self.slot] = SLOT_RUNNING
+            if not self.head and self.own is not None and not _own_request(data, self.own):
+                return self._tunnel(data)
+            self.head += len(data)
         self.received(data)  # one read's worth at most is parsed before the check below
         if protocol.cycle is not cycle:  # a head was parsed: the next one is counted afresh
             self.head = 0
@@ -175,6 +182,34 @@ class HeadGuard:
                 self._refuse()
             elif self.timer is None:
                 self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._expire)
+
+    def _tunnel(self, data: bytes) -> None:
+        """Pass this connection, from this request on, unparsed to the server (see Tunnel)."""
+        protocol, transport = self.protocol, self._transport()
+        if transport is None:
+            return
+        cycle = protocol.cycle
+        if cycle is not None and not cycle.response_complete:
+            transport.close()  # pipelined behind an answer still being made: the client starts over
+            return
+        if self.upstream is None:
+            _, body = errors.answer("not_found", "this path is not served here: this worker serves only its "
+                                    "function's paths, and has no --upstream to pass others to")
+            transport.write(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                            b"connection: close\r\n\r\n" % len(body) + body)
+            transport.close()
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        # uvicorn lets go of it: no longer one of this worker's HTTP connections (nor drained as one)
+        unset = getattr(protocol, "_unset_keepalive_if_required", None)
+        if unset is not None:
+            unset()
+        protocol.server_state.connections.discard(protocol)
+        tunnel = Tunnel(transport, data, self.on_lost)
+        transport.set_protocol(tunnel)
+        asyncio.get_running_loop().create_task(tunnel.connect(self.upstream))
 
     def _transport(self):
         transport = getattr(self.protocol, "transport", None)
@@ -201,6 +236,110 @@ class HeadGuard:
         if transport is not None and self.head and (cycle is None or not cycle.more_body):
             log.info("a handed-off client did not send a whole request head within %g s; closing", HEAD_TIMEOUT)
             transport.close()
+
+
+def _own_request(data: bytes, own: frozenset) -> bool:
+    """Whether the request line at the start of ``data`` names one of ``own`` (paths, bytes); True
+    when it cannot tell (a request line split across reads is then parsed here as before)."""
+    method_end = data.find(b" ", 0, 24)
+    if method_end < 0:
+        return True
+    target_end = data.find(b" ", method_end + 1, 8192)
+    if target_end < 0:
+        return True
+    return data[method_end + 1:target_end].split(b"?", 1)[0] in own
+
+
+class Tunnel(asyncio.Protocol):
+    """A handed-off connection whose requests are not this worker's, passed to the server as bytes.
+
+    Another function's call or the admin API carry keys and the admin token: function code shares
+    this process, so those requests are never parsed here (nor their headers held in Python
+    objects): from the first foreign request on, the connection's bytes are copied both ways
+    between the client and ``--upstream`` (the server's relay listener, which serves them itself).
+    """
+
+    PENDING_LIMIT = 1 << 20  # bytes held while the server's connection opens; beyond, reading pauses
+
+    def __init__(self, client, first: bytes, on_lost):
+        self.client = client
+        self.pending = [first]
+        self.pending_size = len(first)
+        self.upstream = None
+        self.on_lost = on_lost
+        self.closed = False
+
+    async def connect(self, address: tuple) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            upstream, _ = await loop.create_connection(lambda: _TunnelUpstream(self), *address)
+        except OSError as exc:
+            _, body = errors.answer("bad_gateway", f"the function server at http://{address[0]}:{address[1]} "
+                                    f"did not answer: {exc!r}")
+            if not self.client.is_closing():
+                self.client.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
+                                  b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+                self.client.close()
+            return
+        if self.closed:
+            upstream.close()
+            return
+        self.upstream = upstream
+        upstream.write(b"".join(self.pending))
+        self.pending = None
+        self.client.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream is not None:
+            self.upstream.write(data)
+            return
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.pending_size > self.PENDING_LIMIT:
+            self.client.pause_reading()
+
+    def eof_received(self):
+        if self.upstream is not None and self.upstream.can_write_eof():
+            self.upstream.write_eof()
+            return True  # the server's answer may still come
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.upstream is not None:
+            self.upstream.close()
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+
+class _TunnelUpstream(asyncio.Protocol):
+    def __init__(self, tunnel: Tunnel):
+        self.tunnel = tunnel
+
+    def data_received(self, data: bytes) -> None:
+        self.tunnel.client.write(data)
+
+    def eof_received(self):
+        self.tunnel.client.close()  # after what is buffered has been written
+        return False
+
+    def connection_lost(self, exc) -> None:
+        if not self.tunnel.client.is_closing():
+            self.tunnel.client.close()
+
+    def pause_writing(self) -> None:
+        self.tunnel.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.tunnel.client.resume_reading()
 
 
 def _between_requests(protocol) -> bool:
@@ -304,7 +443,7 @@ class HandoffReceiver:
             protocol = self.protocol_factory(_loop)
             guard = getattr(protocol, "head_guard", None)
             if guard is not None:
-                guard.slots, guard.slot = slots, slot
+                guard.slots, guard.slot, guard.on_lost = slots, slot, closed
             lost = protocol.connection_lost
 
             def connection_lost(exc):
@@ -355,7 +494,8 @@ def make_server(config, service, handoff_fd: int | None):
 
         def start_handoff(self) -> None:
             try:
-                factory = handoff_protocol_factory(self, service.handoff_app)
+                factory = handoff_protocol_factory(self, service.handoff_app, service.handoff_app.own_paths,
+                                                   service.upstream)
                 self.receiver = HandoffReceiver(handoff_fd, factory, self.handoff_closed, service.slots,
                                                 service.slot_of, lambda: service.draining)
             except Exception as exc:

@@ -4,8 +4,9 @@ Part of the runtime copied into every bundle (see ``service.py``); standard libr
 for the pages. An invocation takes a lean ASGI path (one pass over the headers for auth and length,
 the body, the call, precomputed response headers); the pages (info, OpenAPI, docs, /healthz,
 /stats) are a Starlette app behind it. On a connection the function server handed over, a path
-that is not this function's belongs to the server and is relayed to ``--upstream``, streamed (the
-server's own checks see the headers before any body is read).
+that is not this function's belongs to the server: ``service_handoff.HeadGuard`` passes the
+connection's bytes to ``--upstream`` unparsed from then on; a request line it could not see whole is
+relayed here, streamed (the server's own checks see the headers before any body is read).
 
 Contract 3 adds: ``--allowed-hosts`` (Host and Origin checks against DNS rebinding and cross-site
 requests, JSON 403), pages of a keyed function that show the sample only to callers with the key,

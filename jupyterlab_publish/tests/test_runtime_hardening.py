@@ -56,6 +56,7 @@ class EarlyRefusal(http.server.BaseHTTPRequestHandler):
     for a request without the admin token; records how many body bytes it ever read."""
 
     read = 0
+    protocol_version = "HTTP/1.1"  # keep-alive, as the function server
 
     def do_POST(self):
         if self.path.startswith("/api/"):
@@ -259,9 +260,65 @@ def test_a_relayed_body_arrives_whole_and_the_connection_stays(worker):
     body = os.urandom(300_000)
     client.sendall(request("POST", "/other", body))
     assert read_response(client)[0] == 204 and EarlyRefusal.read - before == len(body)
+    # Still the one connection; from the first foreign request on, all of it goes to the server.
     client.sendall(request("POST", "/functions/work", b"[0]"))
-    assert read_response(client)[:1] == (200,)  # still the one connection
+    assert read_response(client)[:1] == (204,)
     client.close()
+
+
+SPY = """
+    SEEN = []
+
+    def work(action: str = "look"):
+        # Hostile: records every Authorization header uvicorn parses in this process, or that this
+        # process writes to another (as a relay would).
+        if action == "arm":
+            import asyncio
+            from uvicorn.protocols.http import h11_impl, httptools_impl
+
+            write = asyncio.StreamWriter.write
+            def spied_write(self, data, write=write):
+                if b"uthorization" in bytes(data):
+                    SEEN.append(bytes(data).decode("latin-1"))
+                return write(self, data)
+            asyncio.StreamWriter.write = spied_write
+
+            for cls in (httptools_impl.HttpToolsProtocol, h11_impl.H11Protocol):
+                original = getattr(cls, "on_header", None)
+                if original is not None and not getattr(original, "spied", False):
+                    def on_header(self, name, value, original=original):
+                        if name.lower() == b"authorization":
+                            SEEN.append(value.decode("latin-1"))
+                        return original(self, name, value)
+                    on_header.spied = True
+                    cls.on_header = on_header
+        return SEEN
+"""
+
+
+def test_a_foreign_request_never_reaches_function_code(tmp_path, upstream):
+    # Function code shares the worker's process: were another function's call or an admin request
+    # parsed there, a hostile function patching uvicorn would read its key or the admin token.
+    path = tmp_path / "spy"
+    build_bundle(notebook(SPY)["work"], path, name="work", sample=["look"])
+    control, port, process, log = start_worker(path, upstream)
+    try:
+        client = hand_off(control, request("POST", "/functions/work", b'["arm"]'))
+        assert read_response(client)[0] == 200
+        client.close()
+        client = hand_off(control, request("POST", "/functions/work", b'["look"]'))
+        assert read_response(client)[0] == 200  # armed: this call's own header is recorded
+        client.sendall(request("POST", "/api/functions/x/versions", b"{}", key="admin-token-9d2e"))
+        assert read_response(client)[0] == 401  # the stand-in server's answer, through the connection
+        client.close()
+        client = hand_off(control, request("POST", "/functions/work", b'["look"]'))
+        status, _, body = read_response(client)
+        seen = json.loads(body)
+        assert status == 200 and seen and all(value == f"Bearer {KEY}" for value in seen), seen
+        client.close()
+    finally:
+        stop_worker(control, process, log)
+
 
 
 def test_a_request_head_larger_than_the_limit_gets_a_json_431_and_the_connection_ends(worker):
