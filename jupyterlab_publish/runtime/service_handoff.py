@@ -51,6 +51,7 @@ SLOT_RUNNING = 3  # a request is being answered: the call (or a relayed request)
 SLOT_WRITING = 4  # the answer is being written
 SLOT_CLOSED = 5  # the worker closed the connection; the server closes its copy and frees the slot
 SLOT_RELEASED = 6  # the worker (draining) let go of an idle connection: the server serves it from now on
+SLOT_TUNNEL = 7  # its bytes go to the server unparsed (Tunnel): should the worker die, the server closes it
 SLOT_PAYLOAD = struct.Struct("<I")  # what the server sends with each descriptor: its slot number
 UNTRACKED = 0xFFFFFFFF  # a descriptor sent without a slot (the table was full)
 
@@ -207,6 +208,8 @@ class HeadGuard:
         if unset is not None:
             unset()
         protocol.server_state.connections.discard(protocol)
+        if self.slot is not None:
+            self.slots.map[self.slot] = SLOT_TUNNEL  # no request boundary is known here any more
         tunnel = Tunnel(transport, data, self.on_lost)
         transport.set_protocol(tunnel)
         asyncio.get_running_loop().create_task(tunnel.connect(self.upstream))
