@@ -299,7 +299,7 @@ def _refuse_taken_name(target, name: str) -> None:
     live = f" (live version {existing.live_version})" if existing.live_version is not None else ""
     raise PublishError(
         "name_taken",
-        f"{name} is already published on {target.describe()['label']}{live}.",
+        f"A function named {name} exists already on {target.describe()['label']}{live}.",
         "Publish it as a new version of that endpoint, or choose another name.",
         {"name": name, "live_version": existing.live_version, "url": existing.url},
     )

@@ -47,7 +47,8 @@ def test_a_taken_name_is_refused_before_anything_is_built_and_a_new_version_chec
     with pytest.raises(PublishError) as caught:
         jupyterlab_publish.publish(ns["double"], **options)
     assert caught.value.code == "name_taken"
-    assert "double is already published" in caught.value.message and "(live version 1)" in caught.value.message
+    assert "A function named double exists already" in caught.value.message
+    assert "(live version 1)" in caught.value.message
     assert "new version" in caught.value.hint and "another name" in caught.value.hint
     assert stages == [] and calls == []  # not analysed, the sample not run, nothing built
 

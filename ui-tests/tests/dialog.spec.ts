@@ -194,7 +194,7 @@ test('a fast failure keeps the dialog open with the input intact and the error b
   await expect(taken).toHaveAttribute('data-code', 'name_taken', {
     timeout: 60_000
   });
-  await expect(taken).toContainText('already published');
+  await expect(taken).toContainText('exists already');
   expect(await stagesSeen(page)).toEqual(['analysing']); // the bar's first stage: nothing built
   await taken
     .locator('.jp-PublishDialog-fix', { hasText: 'Publish as a new version' })
