@@ -211,6 +211,30 @@ describe('the Publish dialog keeps its state', () => {
     expect(runner.calls[1]).toMatchObject({ name: 'scorer', public: true });
   });
 
+  it('a fix keeps the choices of the attempt that failed (a new version)', async () => {
+    const taken = new PublishError('name_taken', 'taken', 'rename');
+    const runner = new ScriptedRunner([
+      taken,
+      fixtureError('missing_requirement'),
+      DEPLOYMENT
+    ]);
+    const { model, dialog, result } = await open(runner);
+    await fillAndPublish(model, dialog);
+    dialog.node
+      .querySelector<HTMLButtonElement>(
+        '.jp-PublishDialog-fix[data-fix="new_version"]'
+      )!
+      .click();
+    await settled();
+    dialog.node
+      .querySelector<HTMLButtonElement>(
+        '.jp-PublishDialog-fix[data-fix="add_requirement"]'
+      )!
+      .click();
+    expect((await result).button.accept).toBe(true);
+    expect(runner.calls.map(c => c.new_version)).toEqual([false, true, true]);
+  });
+
   it('"Choose another name" keeps the dialog open and focuses the name', async () => {
     const taken = new PublishError('name_taken', 'taken', 'rename');
     const { model, dialog } = await open(new ScriptedRunner([taken]));

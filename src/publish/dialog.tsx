@@ -97,9 +97,7 @@ export class PublishDialog extends Dialog<IPublishParams> {
 
   resolve(index?: number): void {
     if (index === undefined || index === 1) {
-      if (!this.model.publishing) {
-        void this._publish(this.model.toParams());
-      }
+      void this._publish(this.model.toParams());
       return;
     }
     this.reject();
@@ -143,8 +141,16 @@ export class PublishDialog extends Dialog<IPublishParams> {
 
   private async _publish(params: IPublishParams): Promise<void> {
     const model = this.model;
-    // The kernel reads every requirement before anything is built; a refusal shows by the list.
-    await model.checkRequirements();
+    if (model.publishing || this._starting) {
+      return; // one publish at a time: a second click waits for the first
+    }
+    this._starting = true;
+    try {
+      // The kernel reads every requirement before anything is built; a refusal shows by the list.
+      await model.checkRequirements();
+    } finally {
+      this._starting = false;
+    }
     if (!model.isValid) {
       this._publishBody.update();
       return;
@@ -210,6 +216,7 @@ export class PublishDialog extends Dialog<IPublishParams> {
 
   private readonly _publishBody: PublishDialogBody;
   private _ticker = 0;
+  private _starting = false;
 }
 
 /** The version field of a row: its pin, or the range the user wrote after the name. */

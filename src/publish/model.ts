@@ -296,6 +296,7 @@ export class PublishFormModel {
     if (err.code === 'missing_requirement') {
       this._missing = missingRequirement(err);
     }
+    this._lastParams = params;
   }
 
   /**
@@ -304,9 +305,15 @@ export class PublishFormModel {
    */
   applyFix(kind: FixKind): IPublishParams | null {
     this.failure = null;
+    // A retry keeps the choices of the attempt that failed (a new version, a skipped check).
+    const last = this._lastParams;
+    const again = (): IPublishParams => ({
+      ...this.toParams(last?.new_version ?? false),
+      ...(last?.preflight === false ? { preflight: false } : {})
+    });
     switch (kind) {
       case 'new_version':
-        return this.toParams(true);
+        return { ...again(), new_version: true };
       case 'add_requirement': {
         const missing = this._missing;
         if (missing) {
@@ -316,12 +323,12 @@ export class PublishFormModel {
             this._trans.__('added after the pre-flight check')
           );
         }
-        return this.toParams();
+        return again();
       }
       case 'skip_preflight':
-        return { ...this.toParams(), preflight: false };
+        return { ...again(), preflight: false };
       case 'retry':
-        return this.toParams();
+        return again();
       case 'rename':
       default:
         return null;
@@ -577,6 +584,8 @@ export class PublishFormModel {
 
   /** Canonical name → the kernel's reason for refusing that row. */
   private _requirementErrors = new Map<string, string>();
+  /** The parameters of the publish that failed last. */
+  private _lastParams: IPublishParams | null = null;
   /** The distribution the last `missing_requirement` failure asked to add. */
   private _missing: ReturnType<typeof missingRequirement> = null;
 }
