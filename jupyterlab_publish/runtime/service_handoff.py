@@ -146,6 +146,8 @@ class HeadGuard:
         self.slots = self.slot = None  # set for a connection the server shares (HandoffReceiver._tracked)
         self.on_lost = None  # what the connection's end must also do (HandoffReceiver._tracked)
         self.own = own  # this function's paths (bytes): a request for another goes to the server unparsed
+        # The usual request line starts, checked in one C call before the full parse of the line.
+        self.calls = tuple(b"POST " + path + end for path in own or () for end in (b" ", b"?"))
         self.upstream = upstream
         protocol.data_received = self.data_received
         protocol.send_400_response = self.send_400_response
@@ -169,7 +171,8 @@ class HeadGuard:
                 # From its first byte a request is this worker's to answer: should it die now, the
                 # server answers 502 rather than wait on a connection whose request was read here.
                 self.slots.map[self.slot] = SLOT_RUNNING
-            if not self.head and self.own is not None and not _own_request(data, self.own):
+            if (not self.head and self.own is not None and not data.startswith(self.calls)
+                    and not _own_request(data, self.own)):
                 return self._tunnel(data)
             self.head += len(data)
         self.received(data)  # one read's worth at most is parsed before the check below
@@ -230,7 +233,23 @@ class HeadGuard:
         if self.timer is not None:
             self.timer.cancel()
         transport.write(HeadGuard._TOO_LARGE)
-        transport.close()
+        self._linger(transport)
+
+    def _linger(self, transport) -> None:
+        """End the connection after an answer without resetting it: closing with the client's bytes
+        unread would send a reset, which can destroy the answer before the client reads it. So the
+        write side is shut (the client sees the answer, then the end) and what still arrives is
+        dropped for LINGER seconds at most, then the connection closes."""
+        protocol = self.protocol
+        unset = getattr(protocol, "_unset_keepalive_if_required", None)
+        if unset is not None:
+            unset()
+        protocol.server_state.connections.discard(protocol)
+        lingering = _Lingering(transport, self.on_lost)
+        transport.set_protocol(lingering)
+        if transport.can_write_eof():
+            transport.write_eof()
+        lingering.timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
 
     def _expire(self) -> None:
         self.timer = None
@@ -251,6 +270,28 @@ def _own_request(data: bytes, own: frozenset) -> bool:
     if target_end < 0:
         return True
     return data[method_end + 1:target_end].split(b"?", 1)[0] in own
+
+
+LINGER = 2.0  # seconds a refused connection's further bytes are read and dropped before it closes
+
+
+class _Lingering(asyncio.Protocol):
+    """A refused connection's last seconds: its bytes are dropped until the client closes it or LINGER."""
+
+    def __init__(self, transport, on_lost):
+        self.transport, self.on_lost, self.timer = transport, on_lost, None
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self):
+        return False  # the client is done too: close
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.on_lost is not None:
+            self.on_lost()
 
 
 class Tunnel(asyncio.Protocol):

@@ -192,11 +192,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with any option builds a decoder per call, which costs more than a trivial call.
+_DECODER = json.JSONDecoder(parse_constant=_not_json_constant)
+_FINITE_DECODER = json.JSONDecoder(parse_constant=_not_json_constant, parse_float=_finite_float)
+
+
 def parse_body(body: bytes):
     """The JSON of a request body (ValueError or RecursionError if it has none)."""
-    if _MAYBE_INFINITE.search(body) is None:
-        return json.loads(body, parse_constant=_not_json_constant)
-    return json.loads(body, parse_constant=_not_json_constant, parse_float=_finite_float)
+    text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads reads bytes
+    return (_DECODER if _MAYBE_INFINITE.search(body) is None else _FINITE_DECODER).decode(text)
 
 
 class _ClientGone(Exception):
@@ -690,6 +694,8 @@ class FunctionApp:
                 finally:
                     if slot is not None:
                         slots.idle(slot)
+            if scope["method"] == "POST" and scope["path"] in self.invoke_paths:  # the hot path, one await less
+                return await self.service.invoke(scope, receive, send, None)
         return await self._route(scope, receive, send, None)
 
     async def _route(self, scope, receive, send, slot) -> None:

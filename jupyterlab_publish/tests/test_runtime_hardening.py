@@ -326,7 +326,7 @@ def test_a_request_head_larger_than_the_limit_gets_a_json_431_and_the_connection
     client = hand_off(control, b"POST /functions/work HTTP/1.1\r\nHost: " + PUBLIC.encode() + b"\r\n")
     for _ in range(200):  # 100 KiB of headers: more than any client needs, less than the audit's 96 MiB
         client.sendall(b"X-Padding: " + b"p" * 500 + b"\r\n")
-    status, headers, body = read_response(client)
+    status, headers, body = read_response(client)  # the answer survives the bytes it never read
     assert status == 431 and json.loads(body)["error"] == "headers_too_large"
     assert headers["connection"] == "close"
     client.settimeout(10)
