@@ -218,6 +218,7 @@ def _error_bytes(error: PublishError) -> bytes:
 
 
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large"}
+_LINGER = 2.0  # seconds a refused client's remaining bytes are read and dropped before closing
 
 
 def guarded_head(protocol_class: type, max_header_bytes: int, header_timeout: float) -> type:
@@ -240,6 +241,7 @@ def guarded_head(protocol_class: type, max_header_bytes: int, header_timeout: fl
             self._in_head = True
             self._head_done = False
             self._too_large = False
+            self._refused = False
             self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
 
         def connection_lost(self, exc) -> None:
@@ -247,11 +249,11 @@ def guarded_head(protocol_class: type, max_header_bytes: int, header_timeout: fl
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            if self._too_large:
-                return
+            if self._refused:
+                return  # answered: what still comes is discarded until the lingering close
             self._head_done = False
             super().data_received(data)
-            if self._in_head and not self._head_done and not self._too_large:
+            if self._in_head and not self._head_done and not self._refused:
                 self._head_raw += len(data)
                 if self._head_raw > max_header_bytes:
                     self._refuse_head()
@@ -288,8 +290,16 @@ def guarded_head(protocol_class: type, max_header_bytes: int, header_timeout: fl
             else:
                 error = PublishError("bad_request", f"the request is not valid HTTP/1.1: {msg}",
                                      "send a well-formed HTTP/1.1 request")
+            self._refused = True
             self.transport.write(_error_bytes(error))
-            self.transport.close()
+            # A lingering close: closing with the client's bytes unread would send a reset, which can
+            # destroy the answer before the client reads it. So say we are done, discard what still
+            # comes for a moment, then close.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.loop.call_later(_LINGER, self.transport.close)
+            else:
+                self.transport.close()
 
         def _refuse_head(self) -> None:
             self._too_large = True
