@@ -230,6 +230,7 @@ class SoakReport:
     examples: dict
     fault_error: Optional[str]
     capped: bool
+    incidents: list  # the first non-200 outcomes: (outcome, start and end in s from the start)
 
     @classmethod
     def from_load(cls, load: Load, windows: list, began: float, ended: float, connections: int,
@@ -262,6 +263,8 @@ class SoakReport:
             outside=figures([span for i, span in enumerate(spans) if i not in inside]),
             in_flight_at_kill=in_flight, errors_outside_kill=dict(outside_kill), examples=load.examples,
             fault_error=fault_error, capped=load.done < load.total,
+            incidents=[(outcome, round(start - began, 4), round(stop - began, 4))
+                       for start, stop, outcome in spans if outcome != "200"][:50],
         )
 
     def problems(self) -> list:
@@ -270,10 +273,13 @@ class SoakReport:
         out = []
         if self.fault_error:
             out.append(f"the faults did not all happen during the load: {self.fault_error}")
+        kill = next((w for w in self.windows if w["name"] == KILL), None)
         for outcome, count in sorted(self.outcomes.items()):
             if outcome in ("200", "502", "503"):
                 continue
-            out.append(f"{count} request(s) ended '{outcome}' (e.g. {self.examples.get(outcome, '')!r})")
+            when = [f"{start:.3f}-{end:.3f} s" for kind, start, end in self.incidents if kind == outcome][:5]
+            out.append(f"{count} request(s) ended '{outcome}' (e.g. {self.examples.get(outcome, '')!r}; in flight "
+                       f"{', '.join(when)}; the worker was killed at {kill['start_s'] if kill else '-'} s)")
         if self.errors_outside_kill:
             examples = {kind: self.examples.get(kind, "") for kind in self.errors_outside_kill}
             out.append(f"errors outside the worker-kill window: {self.errors_outside_kill} (e.g. {examples})")
