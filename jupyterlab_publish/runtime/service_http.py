@@ -123,9 +123,9 @@ class HostCheck:
         name = name.lower()
         return name in self.exact or _split_host(name)[0] in self.any_port
 
-    def refusal(self, headers) -> tuple | None:
+    def refusal(self, headers, method: str = "POST") -> tuple | None:
         """None, or (error code, message) of the refusal."""
-        host = origin = site = None
+        host = origin = site = mode = None
         for key, value in headers:
             if key == b"host":
                 host = value
@@ -133,6 +133,8 @@ class HostCheck:
                 origin = value
             elif key == b"sec-fetch-site":
                 site = value
+            elif key == b"sec-fetch-mode":
+                mode = value
         if host not in self.accepted:
             if host is None:  # HTTP/1.1 requires one: a malformed request rather than a foreign one
                 return "bad_request", ("the request has no Host header, which HTTP/1.1 requires; send the host "
@@ -147,11 +149,18 @@ class HostCheck:
         if site is None and origin is None:
             return None
         if site is not None and site.lower() == b"cross-site":
-            return "forbidden_origin", "a request made by a page of another site (Sec-Fetch-Site: cross-site) is refused"
+            # A link followed from another site (a top-level GET, e.g. JupyterLab opening the docs
+            # page) is how pages are meant to be reached; anything else a page of another site sends is not.
+            navigating = method in ("GET", "HEAD") and mode is not None and mode.lower() == b"navigate"
+            if not navigating:
+                return "forbidden_origin", ("a request made by a page of another site (Sec-Fetch-Site: cross-site) "
+                                            "is refused")
         if origin is not None:
+            # Only the page's own origin: another port on this machine is another site (any local dev server).
             text = origin.decode("latin-1")
             parts = urlsplit(text)
-            if text == "null" or parts.scheme not in ("http", "https") or not self.allows(parts.netloc):
+            if text == "null" or parts.scheme not in ("http", "https") or parts.netloc.lower() != host.decode(
+                    "latin-1").lower():
                 return "forbidden_origin", f"a request made by a page of another origin ({text}) is refused"
         return None
 
@@ -681,7 +690,7 @@ class FunctionApp:
         if scope["type"] == "http":
             hosts = self.service.hosts
             if hosts is not None:
-                refusal = hosts.refusal(scope["headers"])
+                refusal = hosts.refusal(scope["headers"], scope["method"])
                 if refusal is not None:
                     return await _send(send, *errors.answer(*refusal), close=True)
             slots = self.service.slots

@@ -402,6 +402,7 @@ def test_a_request_without_host_is_a_400_not_a_403(worker):
     ({"host": "evil.example:8765"}, "evil.example:8765"),
     ({"origin": "https://evil.example"}, "https://evil.example"),
     ({"origin": "null"}, "null"),
+    ({"origin": "http://publish.test:1"}, "publish.test:1"),  # another port of a served name: another site
     ({"sec_fetch_site": "cross-site"}, "cross-site"),
 ])
 def test_other_sites_are_refused_with_a_json_403(worker, method, path, body, headers, says):
@@ -412,6 +413,21 @@ def test_other_sites_are_refused_with_a_json_403(worker, method, path, body, hea
         error = json.loads(answer)
         assert (status, error["error"]) == (403, "forbidden_origin") and says in error["message"]
         client.close()
+
+
+def test_a_link_from_another_site_opens_the_docs_but_may_not_call(worker):
+    control, _, _ = worker
+    link = {"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate"}
+    client = hand_off(control, request("POST", "/functions/work", b"[0]"))
+    assert read_response(client)[:1] == (200,)
+    client.sendall(head("GET", "/functions/work/docs", key=None, **link))  # the same, kept-alive connection
+    status, headers, _ = read_response(client)
+    assert status == 200 and "default-src 'none'" in headers["content-security-policy"]
+    client.close()
+    client = hand_off(control, request("POST", "/functions/work", b"[0]", **link))
+    status, _, answer = read_response(client)
+    assert (status, json.loads(answer)["error"]) == (403, "forbidden_origin")
+    client.close()
 
 
 def test_the_names_the_worker_is_reached_by_are_accepted(worker):
