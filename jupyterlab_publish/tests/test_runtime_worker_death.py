@@ -105,7 +105,7 @@ def test_an_idle_connection_of_a_killed_worker_is_served_by_the_server_from_then
     (pid,) = worker_pids(server.state, "nap-idle")
     assert _exchange(client, request).startswith(b"HTTP/1.1 200")
     os.kill(pid, signal.SIGKILL)  # at once: well inside the worker's keep-alive timeout
-    assert json.loads(server_get(server, "/healthz"))["handed_off"] == handed + 1  # the worker served it
+    assert json.loads(server_get(server, "/healthz"))["handed_off"] >= handed + 1  # the worker served it
     # Nothing was running on the connection: the server took it back, and its next request is answered.
     answer = _exchange(client, request)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n0"), answer
