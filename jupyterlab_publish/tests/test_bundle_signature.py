@@ -32,11 +32,13 @@ from jupyterlab_publish.targets.local import LocalTarget
 KEY = key_from_token("the-admin-token")
 OTHER_KEY = key_from_token("another-servers-token")
 
-# Loading this function's pickle opens (creates) MARKER: proof that someone unpickled it.
+# Loading this function's pickle creates MARKER and says so on stderr: proof that someone unpickled
+# it. A sandboxed worker cannot write the test's files, so the server's control reads its log.
+UNPICKLED_LINE = "booby trap unpickled"
 BOOBY_TRAPPED = """
 class Trap:
     def __reduce__(self):
-        return (open, (MARKER, "w"))
+        return (exec, (TRAP_CODE, {"MARKER": MARKER}))
 TRAP = Trap()
 def add_one(x):
     TRAP
@@ -46,7 +48,9 @@ BENIGN = "def add_one(x):\n    return x + 1\n"
 
 
 def make_bundle(root: Path, source: str, marker: Path, label: str):
-    ns = {"__name__": "__main__", "MARKER": str(marker)}
+    trap_code = (f"import sys; print({UNPICKLED_LINE!r}, file=sys.stderr, flush=True)\n"
+                 "try:\n    open(MARKER, 'w').close()\nexcept OSError:\n    pass\n")
+    ns = {"__name__": "__main__", "MARKER": str(marker), "TRAP_CODE": trap_code}
     exec(textwrap.dedent(source), ns)
     bundle = build_bundle(ns["add_one"], root / label, name="add-one", sample=[3])
     marker.unlink(missing_ok=True)  # whatever building did, the marker starts absent
@@ -271,10 +275,11 @@ def test_the_server_refuses_every_forgery_without_unpickling(server, benign, tra
         assert list((server.state_dir / "uploads").iterdir()) == []
 
     # The control: the same booby-trapped bundle, correctly signed, is accepted, and its worker
-    # loads the pickle, which creates the marker. So its absence above means "never unpickled".
+    # loads the pickle, which says so in its log. So no worker above means "never unpickled".
     status, body = upload(server, packed(trapped, key))
     assert status == 201, body
-    assert marker.exists()
+    worker_logs = (server.state_dir / "functions" / "add-one").glob("v1/worker*.log")
+    assert any(UNPICKLED_LINE in path.read_text() for path in worker_logs)
 
 
 def test_publishing_through_the_target_signs_with_the_token(server, trapped, marker):
