@@ -169,10 +169,11 @@ class HandedConnections:
                     conn.close()
             self.map.close()
             os.close(self.fd)
-        if outcome["answered_502"] or outcome["answered_503"] or outcome["served_here"]:
+        if outcome["answered_502"] or outcome["answered_503"] or outcome["served_here"] or outcome["closed"]:
             log.warning("the worker serving %s %s: answered %d call(s) in progress with 502 and %d unread request(s) "
-                        "with 503; %d idle connection(s) are served by the server now", self.name, why,
-                        outcome["answered_502"], outcome["answered_503"], outcome["served_here"])
+                        "with 503; %d idle connection(s) are routed again, %d closed (an answer was being written, "
+                        "or the connection was passed on unparsed)", self.name, why, outcome["answered_502"],
+                        outcome["answered_503"], outcome["served_here"], outcome["closed"])
         return outcome
 
     def _take_back(self, conn: socket.socket) -> bool:
