@@ -36,6 +36,7 @@ from ..runtime.service_handoff import (
     SLOT_PAYLOAD,
     SLOT_RELEASED,
     SLOT_RUNNING,
+    SLOT_WRITING,
     UNTRACKED,
 )
 
@@ -149,7 +150,12 @@ class HandedConnections:
             held, self.held = self.held, {}
             for slot, conn in held.items():
                 state = self.map[slot]
-                if state in (SLOT_HANDED, SLOT_IDLE, SLOT_RELEASED) and self._take_back(conn):
+                # WRITING too: the worker marks a connection idle just after writing its answer, and a
+                # worker killed in between has nearly always written all of it. The client, which
+                # reads an answer before sending its next request, then goes on as if nothing happened;
+                # if the answer was cut short, it gets nothing more and the server closes the
+                # connection after its header timeout (only a pipelining client could be misled).
+                if state in (SLOT_HANDED, SLOT_IDLE, SLOT_RELEASED, SLOT_WRITING) and self._take_back(conn):
                     outcome["served_here"] += 1
                     continue
                 answer = _answer(died) if state == SLOT_RUNNING else _answer(unserved) if state == SLOT_HANDED else None
@@ -171,9 +177,8 @@ class HandedConnections:
             os.close(self.fd)
         if outcome["answered_502"] or outcome["answered_503"] or outcome["served_here"] or outcome["closed"]:
             log.warning("the worker serving %s %s: answered %d call(s) in progress with 502 and %d unread request(s) "
-                        "with 503; %d idle connection(s) are routed again, %d closed (an answer was being written, "
-                        "or the connection was passed on unparsed)", self.name, why, outcome["answered_502"],
-                        outcome["answered_503"], outcome["served_here"], outcome["closed"])
+                        "with 503; %d idle connection(s) are routed again, %d closed", self.name, why,
+                        outcome["answered_502"], outcome["answered_503"], outcome["served_here"], outcome["closed"])
         return outcome
 
     def _take_back(self, conn: socket.socket) -> bool:
