@@ -131,7 +131,10 @@ def publish(
     report_progress = _progress_reporter(progress, cancel)
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
     if not new_version:
-        _refuse_taken_name(deploy_target, name)  # before anything is built, not after the pre-flight
+        # Before anything is built, not after the pre-flight. A dir: target keeps versions side
+        # by side and never refuses a name.
+        if deploy_target.kind != "dir":
+            deploy_target.refuse_taken_name(name)
 
     report_progress("analysing", 0.0, f"Analysing {fn.__name__}")
     # Sizes are not measured here (that would pickle everything twice): the bundle's own pickle is
@@ -279,30 +282,6 @@ def _progress_reporter(progress: ProgressCallback | None, cancel: threading.Even
 
     report.committed = False  # type: ignore[attr-defined]
     return report
-
-
-def _refuse_taken_name(target, name: str) -> None:
-    """PublishError("name_taken") when ``name`` is live on ``target`` already, asked through ``show``.
-
-    Checked before anything is analysed or built, so the answer takes a request, not a pre-flight.
-    A target that keeps versions side by side (``dir:``) never refuses a name, and one without
-    ``show`` refuses it when pushed.
-    """
-    if "show" not in target.capabilities or target.kind == "dir":
-        return
-    try:
-        existing = target.show(name)
-    except PublishError as exc:
-        if exc.code == "not_found":
-            return
-        raise
-    live = f" (live version {existing.live_version})" if existing.live_version is not None else ""
-    raise PublishError(
-        "name_taken",
-        f"A function named {name} exists already on {target.describe()['label']}{live}.",
-        "Publish it as a new version of that endpoint, or choose another name.",
-        {"name": name, "live_version": existing.live_version, "url": existing.url},
-    )
 
 
 def _provenance(fn: Callable[..., Any], given: dict[str, Any] | None) -> dict[str, Any]:

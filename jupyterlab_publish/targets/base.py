@@ -102,6 +102,28 @@ class Target(abc.ABC):
         return {"kind": self.kind, "label": self.label, "spec": self.spec(),
                 "capabilities": ordered_capabilities(self.capabilities)}
 
+    def refuse_taken_name(self, name: str) -> None:
+        """PublishError("name_taken") when ``name`` is live here already, asked through ``show``.
+
+        Asked before anything is built or uploaded, so the answer takes a request, not a pre-flight
+        or a large upload. A target without ``show`` refuses the name when pushed.
+        """
+        if "show" not in self.capabilities:
+            return
+        try:
+            existing = self.show(name)
+        except PublishError as exc:
+            if exc.code == "not_found":
+                return
+            raise
+        live = f" (live version {existing.live_version})" if existing.live_version is not None else ""
+        raise PublishError(
+            "name_taken",
+            f"A function named {name} exists already on {self.describe()['label']}{live}.",
+            "Publish it as a new version of that endpoint (new_version=True), or choose another name.",
+            {"name": name, "live_version": existing.live_version, "url": existing.url},
+        )
+
     # -- management verbs: override the ones named in ``capabilities`` ---------------------------
 
     def list(self) -> list:

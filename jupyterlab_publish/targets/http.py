@@ -111,7 +111,7 @@ class FunctionServerTarget(Target):
         if not new_version:
             # Ask first: the server refuses a taken name before reading the upload, and a large
             # upload cut short that way would look like a network failure.
-            self._refuse_taken_name(name)
+            self.refuse_taken_name(name)
         report("pushing", 0.0, "packing the bundle")
         with tempfile.TemporaryFile(suffix=".tar.gz") as archive:
             # Signed with the key derived from the admin token: the server refuses unsigned bundles.
@@ -143,20 +143,6 @@ class FunctionServerTarget(Target):
             target=self.kind,
             key=answer.get("key"),
             bundle_path=answer.get("bundle_dir"),
-        )
-
-    def _refuse_taken_name(self, name: str) -> None:
-        try:
-            existing = self.show(name)
-        except PublishError as exc:
-            if exc.code == "not_found":
-                return
-            raise
-        raise PublishError(
-            "name_taken",
-            f"a function named {name} exists already (live version {existing.live_version})",
-            "publish a new version (new_version=True) or choose another name",
-            {"name": name},
         )
 
     # -- management verbs (the admin API) --------------------------------------------------------
@@ -194,18 +180,10 @@ class FunctionServerTarget(Target):
     # -- transport -------------------------------------------------------------------------------
 
     def _send(self, request: urllib.request.Request, timeout: float) -> dict:
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header("Accept", "application/json")
+        body, _ = self._fetch(request, timeout)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return json.loads(response.read().decode("utf-8") or "{}")
-        except urllib.error.HTTPError as exc:
-            raise self._answered_error(exc) from exc
-        except urllib.error.URLError as exc:
-            raise self._unreachable(exc.reason) from exc
-        except (ConnectionError, socket.timeout, TimeoutError) as exc:
-            raise self._unreachable(exc) from exc
+            return json.loads(body.decode("utf-8") or "{}")
         except ValueError as exc:  # not JSON: something else answers at that URL
             raise PublishError(
                 "target_error",
@@ -323,7 +301,7 @@ class FunctionServerTarget(Target):
         return html.decode("utf-8", "replace")
 
     def _fetch(self, request: urllib.request.Request, timeout: float) -> tuple:
-        """(body bytes, content type) of an admin-authorised GET that answers something not JSON."""
+        """(body bytes, content type) of an admin-authorised request; failures as PublishErrors."""
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
