@@ -1,3 +1,5 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+
 import { ErrorCode, IErrorInfo } from '../protocol';
 
 /** An error the user can act on: `message` says what happened, `hint` what to do next. */
@@ -25,6 +27,21 @@ export class PublishError extends Error implements IErrorInfo {
       details
     );
   }
+}
+
+/** `error` as a PublishError; anything else thrown is an `internal` error, shown as a bug. */
+export function asPublishError(
+  error: unknown,
+  trans: TranslationBundle
+): PublishError {
+  if (error instanceof PublishError) {
+    return error;
+  }
+  return new PublishError(
+    'internal',
+    String((error as Error)?.message ?? error),
+    trans.__('This is a bug in jupyterlab-publish; please report it.')
+  );
 }
 
 // CSI sequences (colours, cursor moves), OSC sequences (links, titles) and two-character escapes.

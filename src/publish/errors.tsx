@@ -2,7 +2,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { PublishError } from '../kernel/errors';
+import { asPublishError } from '../kernel/errors';
 
 /**
  * Show an error with what happened and what to do next; unknown errors are shown as bugs.
@@ -14,14 +14,7 @@ export async function showPublishError(
   trans: TranslationBundle,
   action?: string
 ): Promise<boolean> {
-  const err =
-    error instanceof PublishError
-      ? error
-      : new PublishError(
-          'internal',
-          String((error as Error)?.message ?? error),
-          trans.__('This is a bug in jupyterlab-publish; please report it.')
-        );
+  const err = asPublishError(error, trans);
   const log =
     typeof err.details?.log === 'string' ? (err.details.log as string) : '';
   const result = await showDialog({

@@ -1,6 +1,6 @@
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
-import { PublishError } from '../kernel/errors';
+import { asPublishError, PublishError } from '../kernel/errors';
 import {
   IAnalysis,
   ICapture,
@@ -267,16 +267,7 @@ export class PublishFormModel {
   /** The publish ended without a deployment: keep the form, show why next to its field. */
   fail(error: unknown, params: IPublishParams): void {
     this.progress = null;
-    const err =
-      error instanceof PublishError
-        ? error
-        : new PublishError(
-            'internal',
-            String((error as Error)?.message ?? error),
-            this._trans.__(
-              'This is a bug in jupyterlab-publish; please report it.'
-            )
-          );
+    const err = asPublishError(error, this._trans);
     const log =
       typeof err.details?.log === 'string' ? (err.details.log as string) : '';
     const cancelled = err.code === 'cancelled';
