@@ -350,9 +350,13 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
         return JSONResponse({"proof": server_proof(token, nonce)})
 
     async def healthz(request: Request):
+        # Whether function code is kept from the server's secrets is worth a glance without the token;
+        # the reason and worker user stay in server.json, which only the server's user can read.
+        sandbox = settings.sandbox
         return JSONResponse({
             "status": "ok", "pid": os.getpid(), "functions": len(service.workers),
             "handed_off": service.counters.get("handed_off", 0),
+            "sandbox": None if sandbox is None else {"mode": sandbox.mode, "secrets_hidden": sandbox.secrets_hidden},
         })
 
     @admin

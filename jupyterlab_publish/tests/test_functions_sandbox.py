@@ -89,6 +89,7 @@ def test_function_code_in_the_sandbox_cannot_read_or_write_the_state_directory(t
         # The call reached the worker through the inherited hand-off socket, inside the sandbox.
         status, health = call(server.url + "/healthz", method="GET")
         assert status == 200 and health["handed_off"] >= 1, health
+        assert health["sandbox"] == {"mode": "bwrap", "secrets_hidden": True}, health
         # The server's own files are all still there and its admin API still works with the token.
         assert (server.state / "token").read_text().strip() == server.token
         assert sorted(f.name for f in server.target().list()) == ["other", "snoop"]
@@ -101,6 +102,8 @@ def test_the_fallback_mode_keeps_workers_out_of_the_state_directory_and_says_wha
     try:
         sandbox = read_server_info(server.state)["sandbox"]
         assert sandbox["mode"] == "fallback" and sandbox["secrets_hidden"] is False, sandbox
+        status, health = call(server.url + "/healthz", method="GET")
+        assert health["sandbox"] == {"mode": "fallback", "secrets_hidden": False}, health
         deployment = _publish_snoop(server, tmp_path)
         status, seen = call(deployment.url, [str(server.state), server.process.pid], key=deployment.key)
         assert status == 200, seen
