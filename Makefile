@@ -86,8 +86,9 @@ bench-frontier: setup
 bench-reliability: setup
 	$(BIN)/python benchmarks/reliability/run.py
 
-# The README's pictures of the Deployments panel (docs/deployments-panel-light.png, -dark.png),
-# taken by its Galata test on the real path; refreshed on request, never compared.
+# The README's pictures, light and dark: the Publish dialog (docs/publish-dialog*.png) and the
+# Deployments panel (docs/deployments-panel-*.png), taken by their Galata tests on the real path;
+# refreshed on request, never compared.
 .PHONY: screenshots
 screenshots: setup ui-tests/node_modules/.installed
-	cd ui-tests && UPDATE_SCREENSHOTS=1 jlpm playwright test tests/deployments.spec.ts
+	cd ui-tests && UPDATE_SCREENSHOTS=1 jlpm playwright test tests/deployments.spec.ts tests/dialog.spec.ts -g "Deployments|fast failure"

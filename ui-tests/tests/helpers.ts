@@ -86,16 +86,6 @@ export async function completePublishDialog(
   await dialog.locator('.jp-PublishDialog-name').fill(name);
   await dialog.locator('.jp-PublishDialog-validator').selectOption('validator');
   await dialog.locator('.jp-PublishDialog-sample').fill('[[0.5, 0.5]]');
-  if (process.env.UPDATE_DOCS_SCREENSHOTS) {
-    // The README's picture of the dialog: refreshed on request, never compared.
-    await page.setViewportSize({ width: 1280, height: 1000 });
-    await dialog
-      .locator('.jp-Dialog-body')
-      .evaluate(body => body.scrollTo(0, 0));
-    await dialog.locator('.jp-Dialog-content').screenshot({
-      path: path.resolve(__dirname, '..', '..', 'docs', 'publish-dialog.png')
-    });
-  }
   if (options.public) {
     await dialog.locator('.jp-PublishDialog-public').check();
   }
