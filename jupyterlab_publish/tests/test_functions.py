@@ -432,7 +432,8 @@ def test_serve_command_prints_the_token_once_and_cleans_up_on_sigterm(state_dir)
             info = _wait_info(state_dir, process)
             assert info["url"].startswith("http://127.0.0.1:")
             assert call(info["url"] + "/healthz", None, method="GET") == (
-                200, {"status": "ok", "pid": process.pid, "functions": 0, "handed_off": 0})
+                200, {"status": "ok", "pid": process.pid, "functions": 0, "handed_off": 0,
+                      "sandbox": {key: info["sandbox"][key] for key in ("mode", "secrets_hidden")}})
         finally:
             process.send_signal(signal.SIGTERM)
             outputs.append(process.communicate(timeout=30)[0])
