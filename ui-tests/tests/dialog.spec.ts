@@ -271,60 +271,53 @@ test('a cell with an import and a def is not reported stale right after it ran',
   await publishDialog(page).locator('.jp-Dialog-button.jp-mod-reject').click();
 });
 
-test('undefined globals block Publish with their names and the fix', async ({
-  page,
-  tmpPath
-}) => {
-  // As after a kernel restart where only the function's cell ran: `model` does not exist.
-  await notebookWith(
-    page,
-    tmpPath,
-    'def score(x):\n    return model.predict([x])[0]'
-  );
-  await clickPublish(page);
-  const dialog = publishDialog(page);
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
-  const problem = dialog.locator(
-    '.jp-PublishDialog-problems [data-code="undefined_name"]'
-  );
-  await expect(problem).toContainText(
-    "uses 'model', which is not defined in the kernel"
-  );
-  await expect(problem).toContainText('Run the cell that defines model');
-  await expect(
-    dialog.locator('.jp-Dialog-button.jp-mod-accept')
-  ).toBeDisabled();
-  await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
-});
-
-test('a captured open file blocks Publish with its path and the fix', async ({
-  page,
-  tmpPath
-}) => {
-  await notebookWith(
-    page,
-    tmpPath,
-    [
+/** Captures that cannot work where the function is served: each blocks Publish with the fix. */
+const BLOCKERS = [
+  {
+    title: 'undefined globals block Publish with their names and the fix',
+    // As after a kernel restart where only the function's cell ran: `model` does not exist.
+    source: 'def score(x):\n    return model.predict([x])[0]',
+    code: 'undefined_name',
+    says: [
+      "uses 'model', which is not defined in the kernel",
+      'Run the cell that defines model'
+    ]
+  },
+  {
+    title: 'a captured open file blocks Publish with its path and the fix',
+    source: [
       "with open('words.txt', 'w') as out:",
       "    out.write('alpha\\nbeta\\n')",
       "words = open('words.txt')",
       'def first_word():',
       '    return words.readline().strip()'
-    ].join('\n')
-  );
-  await clickPublish(page);
-  const dialog = publishDialog(page);
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
-  const problem = dialog.locator(
-    '.jp-PublishDialog-problems [data-code="file_snapshot"]'
-  );
-  await expect(problem).toContainText('is an open text file (words.txt)');
-  await expect(problem).toContainText('Read the contents into a variable');
-  await expect(
-    dialog.locator('.jp-Dialog-button.jp-mod-accept')
-  ).toBeDisabled();
-  await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
-});
+    ].join('\n'),
+    code: 'file_snapshot',
+    says: [
+      'is an open text file (words.txt)',
+      'Read the contents into a variable'
+    ]
+  }
+];
+
+for (const blocker of BLOCKERS) {
+  test(blocker.title, async ({ page, tmpPath }) => {
+    await notebookWith(page, tmpPath, blocker.source);
+    await clickPublish(page);
+    const dialog = publishDialog(page);
+    await expect(dialog).toBeVisible({ timeout: 60_000 });
+    const problem = dialog.locator(
+      `.jp-PublishDialog-problems [data-code="${blocker.code}"]`
+    );
+    for (const text of blocker.says) {
+      await expect(problem).toContainText(text);
+    }
+    await expect(
+      dialog.locator('.jp-Dialog-button.jp-mod-accept')
+    ).toBeDisabled();
+    await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
+  });
+}
 
 test('the notice shown while the kernel is busy ends', async ({
   page,
