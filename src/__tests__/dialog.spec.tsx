@@ -4,34 +4,18 @@ import { nullTranslator } from '@jupyterlab/translation';
 import { IAnalysis } from '../protocol';
 import { PublishDialogBody } from '../publish/dialog';
 import { PublishFormModel } from '../publish/model';
+import { predictorAnalysis } from './fixtures';
 
 const trans = nullTranslator.load('jupyterlab_publish');
 
 function analysis(errors: IAnalysis['errors']): IAnalysis {
-  return {
-    function: {
-      name: 'predictor',
-      qualname: 'predictor',
-      module: '__main__',
-      signature: '(x)',
-      doc: ''
-    },
-    requirements: [
-      {
-        name: 'numpy',
-        version: '2.1.3',
-        why: 'predictor → import numpy → numpy 2.1.3'
-      }
-    ],
-    local_modules: [],
+  return predictorAnalysis({
     captured: [
       { name: 'lock', type: '_thread.lock', path: 'predictor → lock' }
     ],
-    warnings: [],
     errors,
-    suggested_name: 'predictor',
     validators: []
-  };
+  });
 }
 
 const LOCK_ERROR = {

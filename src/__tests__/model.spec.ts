@@ -6,19 +6,12 @@ import {
   PublishFormModel,
   requirementText
 } from '../publish/model';
-import { loadProtocolFixtures } from './fixtures';
+import { loadProtocolFixtures, predictorAnalysis } from './fixtures';
 
 const fixtures = loadProtocolFixtures();
 
 function analysis(): IAnalysis {
-  return {
-    function: {
-      name: 'predictor',
-      qualname: 'predictor',
-      module: '__main__',
-      signature: '(x)',
-      doc: ''
-    },
+  return predictorAnalysis({
     requirements: [
       {
         name: 'numpy',
@@ -31,18 +24,14 @@ function analysis(): IAnalysis {
         why: 'predictor → kmodel (KMeans) → sklearn.cluster._kmeans → scikit-learn 1.5.2'
       }
     ],
-    local_modules: [],
     captured: [
       {
         name: 'kmodel',
         type: 'sklearn.cluster._kmeans.KMeans',
         path: 'predictor → kmodel'
       }
-    ],
-    warnings: [],
-    suggested_name: 'predictor',
-    validators: ['validator']
-  };
+    ]
+  });
 }
 
 /** The model of the dialog for `analysis()`; `trans` and `check` as the flow passes them. */

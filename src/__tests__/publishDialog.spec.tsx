@@ -23,20 +23,13 @@ import {
   stageProgress
 } from '../publish/model';
 import { DeploymentResultBody, safeHref } from '../publish/result';
-import { loadProtocolFixtures } from './fixtures';
+import { loadProtocolFixtures, predictorAnalysis } from './fixtures';
 
 const trans = nullTranslator.load('jupyterlab_publish');
 const fixtures = loadProtocolFixtures();
 
 function analysis(): IAnalysis {
-  return {
-    function: {
-      name: 'predictor',
-      qualname: 'predictor',
-      module: '__main__',
-      signature: '(x)',
-      doc: ''
-    },
+  return predictorAnalysis({
     requirements: [
       {
         name: 'numpy',
@@ -48,14 +41,9 @@ function analysis(): IAnalysis {
         ]
       }
     ],
-    local_modules: [],
-    captured: [],
-    warnings: [],
     errors: [],
-    suggested_name: 'predictor',
-    validators: ['validator'],
     lock: [{ name: 'numpy', version: '2.1.3', required_by: ['predictor'] }]
-  };
+  });
 }
 
 /** A kernel error reply from the fixtures, by code, as the connection turns it into an error. */
