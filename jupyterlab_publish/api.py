@@ -90,6 +90,7 @@ def publish(
     preflight: bool = True,
     batching: bool | dict[str, Any] | None = None,
     accept_hints: bool = False,
+    scale: Any = None,
 ):
     """Publish ``fn`` as a web service and return its Deployment (``.url``, ``.name``, ``.version``).
 
@@ -116,6 +117,10 @@ def publish(
     ``batching`` serves a vectorised ``fn`` (a list of items in, one result per item out) in batches:
     ``True`` (max_batch_size=64, max_wait_ms=2), a dict of those two, or ``False``; by default the
     function's ``@jupyterlab_publish.vectorized`` marker decides. Each request then carries one item.
+
+    ``scale`` asks a target that scales (``ray``) for replicas: ``{"replicas": 2}``, or autoscaling
+    ``{"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2}``, with ``"cpus"`` per
+    replica (see ``targets.scale.Scale``). Other targets refuse it with ``invalid_scale``.
     """
     # bundle/ (cloudpickle) and targets/ load at the first publish, not when the kernel's comm opens.
     from .bundle import build_bundle
@@ -130,6 +135,7 @@ def publish(
     name = check_endpoint_name(name if name is not None else default_endpoint_name(fn))
     report_progress = _progress_reporter(progress, cancel)
     deploy_target = get_target(target, token=token)  # an unknown target fails before any work
+    scale = deploy_target.check_scale(scale)  # so do scale settings the target cannot honour
     if not new_version:
         # Before anything is built, not after the pre-flight. A dir: target keeps versions side
         # by side and never refuses a name.
@@ -186,7 +192,9 @@ def publish(
         # From here the target may switch traffic at any moment: a cancel can no longer promise that
         # nothing changed, so it is no longer honoured (the kernel answers "too late" to it).
         report_progress.committed = True  # type: ignore[attr-defined]
-        deployment = deploy_target.push(bundle, report_progress, new_version=new_version, public=public)
+        # Only a target that declares "scale" takes the keyword (check_scale refused it elsewhere).
+        scaled = {} if scale.is_default else {"scale": scale}
+        deployment = deploy_target.push(bundle, report_progress, new_version=new_version, public=public, **scaled)
     report_progress("done", 1.0, deployment.url)
     return deployment
 

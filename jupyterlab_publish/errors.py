@@ -39,6 +39,8 @@ HTTP_STATUS = {
     "unsupported": 501,  # the target lacks the management verb asked for (see Target.capabilities)
     "target_unreachable": 502,  # the deploy target cannot be reached or started
     "target_error": 409,  # the target refused given its state (e.g. nothing to roll back to), or an unknown answer
+    "invalid_scale": 400,  # replicas, autoscaling bounds or CPUs that a target cannot honour
+    "insecure_target": 400,  # the target is reachable without authentication and was not allowed to be
     # -- the function server (admin API and its proxy of invocations)
     "invalid_bundle": 400,  # a bundle is missing files or fails its integrity check
     "environment_mismatch": 400,  # the server cannot give the bundle the Python or packages it needs

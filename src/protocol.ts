@@ -56,6 +56,8 @@ export const KERNEL_ERROR_CODES = [
   'unsupported',
   'target_unreachable',
   'target_error',
+  'invalid_scale',
+  'insecure_target',
   'invalid_bundle',
   'environment_mismatch',
   'smoke_test_failed',

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 from ..errors import PublishError
 from ..names import check_endpoint_name as check_name
 from .registry import CAPABILITIES, kinds_with, ordered_capabilities
+from .scale import Scale
 from .results import (
     CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, VersionInfo,
 )
@@ -92,6 +93,24 @@ class Target(abc.ABC):
         the bundle the next version of that endpoint. ``public=True`` lets anyone call it without
         its key, on targets that have keys (``Deployment.key``); a target without keys ignores it.
         """
+
+    def check_scale(self, scale: Any = None) -> Scale:
+        """``scale`` (a ``Scale``, its dict, or None) checked for this target, before anything is built.
+
+        A target that declares the ``"scale"`` capability takes ``push(..., scale=Scale)``; the
+        others run one copy, and refuse anything but the default rather than drop it silently.
+        """
+        scale = Scale.from_dict(scale)
+        if not scale.is_default and "scale" not in self.capabilities:
+            others = [kind for kind in kinds_with("scale") if kind != self.kind]
+            where = f" (targets that scale: {', '.join(others)})" if others else ""
+            raise PublishError(
+                "invalid_scale",
+                f"the {self.kind} target runs one copy of a function; it cannot honour {scale.describe()}",
+                f"leave the scale settings empty for this target, or publish to a target that scales{where}",
+                {"field": "scale", "kind": self.kind},
+            )
+        return scale
 
     def spec(self) -> str:
         """The spec that builds this very target again (``local``, ``dir:/x``, a URL)."""
@@ -179,5 +198,5 @@ class Target(abc.ABC):
 __all__ = [
     "CAPABILITIES", "DEFAULT_LOG_LINES", "CallResult", "Deployment", "FunctionInfo", "FunctionMetrics",
     "FunctionSummary", "LogTail", "Progress",
-    "RollbackResult", "Target", "VersionInfo", "check_name", "progress_or_noop",
+    "RollbackResult", "Scale", "Target", "VersionInfo", "check_name", "progress_or_noop",
 ]

@@ -26,7 +26,8 @@ DEFAULT_SPEC = "local"
 # The management verbs a target may declare in ``Target.capabilities``, in the order the UI shows them.
 # ``metrics`` (request counts, error rate, latency quantiles), ``call`` (invoke a function with its
 # key, for the panel's try-it box) and ``docs`` (its documentation page) serve the Deployments panel.
-CAPABILITIES = ("list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs")
+# ``scale`` is not a verb: it says ``push`` takes a ``Scale`` (replicas, autoscaling, CPUs).
+CAPABILITIES = ("list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs", "scale")
 
 # kind -> "module:attribute"; imported lazily so building the registry imports no target code.
 BUILTIN_TARGETS = {

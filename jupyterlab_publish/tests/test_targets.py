@@ -62,7 +62,7 @@ def test_default_and_local_specs_give_the_local_target(spec, tmp_path, monkeypat
     assert isinstance(target, LocalTarget)
     assert target.state_dir == tmp_path / "state"
     assert target.describe() == {"kind": "local", "label": target.label, "spec": "local",
-                                 "capabilities": list(CAPABILITIES)}
+                                 "capabilities": [verb for verb in CAPABILITIES if verb != "scale"]}
 
 
 def test_dir_spec_gives_a_directory_target(tmp_path):
@@ -246,7 +246,7 @@ def test_state_dir_follows_the_environment(tmp_path, monkeypatch):
 
 def test_each_target_declares_its_management_verbs(tmp_path):
     every = ["list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs"]
-    assert list(CAPABILITIES) == every
+    assert list(CAPABILITIES) == every + ["scale"]
     assert get_target("local").describe()["capabilities"] == every
     assert get_target("http://127.0.0.1:9", token="t").describe()["capabilities"] == every
     assert get_target(f"dir:{tmp_path}").describe()["capabilities"] == ["list", "show", "versions", "delete"]
@@ -407,3 +407,23 @@ def test_the_http_target_folds_only_an_unknown_code_into_target_error(answering_
         with pytest.raises(PublishError) as caught:
             target.show("f")
         assert caught.value.code == "target_error" and caught.value.details["status"] == 418
+
+
+def test_scale_settings_are_checked_and_refused_by_a_target_that_runs_one_copy(tmp_path):
+    from jupyterlab_publish.errors import PublishError
+    from jupyterlab_publish.targets.scale import Scale
+
+    target = get_target(f"dir:{tmp_path}")
+    assert target.check_scale(None).is_default
+    with pytest.raises(PublishError) as refused:
+        target.check_scale({"replicas": 2})
+    assert refused.value.code == "invalid_scale" and refused.value.details["field"] == "scale"
+    for wrong, field in [({"replicas": 0}, "replicas"), ({"replicas": 1.5}, "replicas"),
+                         ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
+                         ({"replicas": 2, "max_replicas": 4}, "replicas"), ({"cpus": -1}, "cpus"),
+                         ({"target_ongoing_requests": 2}, "max_replicas"), ({"replica": 2}, "replica")]:
+        with pytest.raises(PublishError) as bad:
+            Scale.from_dict(wrong)
+        assert (bad.value.code, bad.value.details["field"]) == ("invalid_scale", field), wrong
+    auto = Scale.from_dict({"min_replicas": 1, "max_replicas": 4, "cpus": 0.5})
+    assert Scale.from_dict(auto.to_dict()) == auto and auto.autoscaling
