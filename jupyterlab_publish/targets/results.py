@@ -73,6 +73,8 @@ class FunctionInfo:
     versions: tuple = ()  # VersionInfo, oldest first
     processes: Optional[int] = None  # worker processes running the live version
     restarts: Optional[int] = None  # how often they were restarted
+    # Scale.to_dict() of the live version on a target that scales (replicas, autoscaling, CPUs).
+    scale: Optional[dict] = None
 
     @property
     def version(self) -> Optional[int]:
@@ -98,6 +100,7 @@ class FunctionInfo:
             public=data.get("public"), key=data.get("key"),
             versions=tuple(VersionInfo.from_dict(v) for v in data.get("versions") or ()),
             processes=_int_or_none(data.get("processes")), restarts=_int_or_none(data.get("restarts")),
+            scale=data.get("scale"),
         )
 
 
