@@ -7,7 +7,7 @@
 export const COMM_TARGET = 'jupyterlab_publish';
 /** Bump on any incompatible change (docs/protocol.md says what changed); a kernel with another
  * version is refused. Versioned apart from the package. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const METHODS = [
   'list_functions',
@@ -175,10 +175,28 @@ export interface IAnalysis {
   validators: string[];
 }
 
+/** Replicas and CPUs for a target that declares the `scale` capability (`Scale.to_dict()` of
+ * jupyterlab_publish/targets/scale.py): a fixed `replicas` count, or autoscaling between
+ * `min_replicas` and `max_replicas` aiming at `target_ongoing_requests` per replica. The target
+ * checks them and refuses with `invalid_scale`, whose `details.field` names the field. */
+export interface IScale {
+  replicas?: number;
+  min_replicas?: number;
+  max_replicas?: number;
+  target_ongoing_requests?: number;
+  cpus?: number;
+}
+
 export interface IPublishParams {
   function: string;
   name: string;
   target: string | null;
+  /** Where the kernel reads the target's token (protocol 5): an environment variable's name... */
+  token_env?: string;
+  /** ...or a file's path. The token itself never travels through the browser or the comm. */
+  token_file?: string;
+  /** Only for a target that scales (protocol 5). */
+  scale?: IScale;
   /** What pip accepts, as text the kernel parses (protocol 3). */
   requirements: IRequirementParam[];
   validator: string | null;
@@ -344,6 +362,21 @@ export function checkRequest(data: unknown): IRequest {
       throw new ProtocolError(
         `${String(data.method)} needs the parameter '${key}'`
       );
+    }
+  }
+  if (data.method === 'publish') {
+    // A target's token never crosses the comm: the request says where the kernel reads it.
+    if ('token' in params) {
+      throw new ProtocolError(
+        "publish never carries a token: name where it is with 'token_env' or 'token_file'"
+      );
+    }
+    for (const key of ['token_env', 'token_file']) {
+      if (params[key] !== undefined && params[key] !== null) {
+        if (typeof params[key] !== 'string') {
+          throw new ProtocolError(`publish needs '${key}' to be a string`);
+        }
+      }
     }
   }
   if (

@@ -67,6 +67,8 @@ def publish(
         fn,
         name=params["name"],
         target=params.get("target") or None,
+        token=_target_token(params),
+        scale=params.get("scale"),  # checked by the target (Scale.from_dict) before anything is built
         requirements=params.get("requirements"),
         sample=_sample(params),
         validator=_optional_function(params.get("validator"), namespace),
@@ -129,6 +131,18 @@ HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] 
     "analyze": analyze,
     "check_requirements": check_requirements,
 }
+
+
+def _target_token(params: dict[str, Any]) -> str | None:
+    """The target's token, read here from where the settings say it is (protocol 5); the token
+    itself never crosses the comm. None without ``token_env``/``token_file``: a remote target then
+    reads JUPYTERLAB_PUBLISH_TOKEN."""
+    if not params.get("token_env") and not params.get("token_file"):
+        return None
+    # targets/ loads at the first publish, not when the comm opens (the kernel stays lean).
+    from ..targets.tokens import resolve_token
+
+    return resolve_token(params.get("token_env"), params.get("token_file"), where="the kernel")
 
 
 def _sample(params: dict[str, Any]) -> Any:

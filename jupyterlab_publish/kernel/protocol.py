@@ -19,7 +19,7 @@ from ..errors import ERROR_CODES, PublishError
 COMM_TARGET = "jupyterlab_publish"
 # Bump on any incompatible change (and say what changed in docs/protocol.md); the front end refuses
 # a kernel speaking another version. Versioned apart from the package.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 METHODS = ("list_functions", "analyze", "publish", "cancel", "check_requirements")
 STAGES = (
@@ -95,6 +95,14 @@ def parse_request(data: Any) -> Request:
             raise ProtocolError(f"{method} needs the parameter {key!r}", request_id)
     if method == "check_requirements" and not all(isinstance(text, str) for text in params["texts"]):
         raise ProtocolError("check_requirements needs 'texts' to be a list of strings", request_id)
+    if method == "publish":
+        # A target's token never crosses the comm: the request says where the kernel reads it.
+        if "token" in params:
+            raise ProtocolError("publish never carries a token: name where it is with 'token_env' or 'token_file'",
+                                request_id)
+        for key in ("token_env", "token_file"):
+            if params.get(key) is not None and not isinstance(params[key], str):
+                raise ProtocolError(f"publish needs {key!r} to be a string", request_id)
     return Request(request_id, method, params)
 
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import PublishError
 from ..targets import Target, describe_targets, get_target
+from ..targets.tokens import resolve_token
 
 # How many log lines a follow request reads to find where the client left off.
 FOLLOW_WINDOW = 2000
 MAX_LOG_LINES = 10_000
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,25 +30,8 @@ class TargetRef:
     token_file: Optional[str] = None
 
     def token(self) -> Optional[str]:
-        """The secret, read on the server: from the named variable, else the named file, else None
-        (a remote target then falls back to JUPYTERLAB_PUBLISH_TOKEN)."""
-        if self.token_env:
-            if not _ENV_NAME.match(self.token_env):
-                raise PublishError("bad_request", f"token_env={self.token_env!r} is not an environment variable name",
-                                   "name a variable such as MY_SERVER_TOKEN in the target's settings")
-            value = os.environ.get(self.token_env)
-            if not value:
-                raise PublishError("target_error", f"the variable {self.token_env} is not set in the Jupyter server's environment",
-                                   f"set {self.token_env} to the function server's admin token before starting JupyterLab")
-            return value.strip()
-        if self.token_file:
-            path = Path(self.token_file).expanduser()
-            try:
-                return path.read_text("utf-8").strip()
-            except OSError as exc:
-                raise PublishError("target_error", f"cannot read the token file {path}: {exc.strerror or exc}",
-                                   "check the path in the target's settings and the file's permissions") from exc
-        return None
+        """The secret, read on the server (targets/tokens.py: the kernel reads it by the same rules)."""
+        return resolve_token(self.token_env, self.token_file, where="the Jupyter server")
 
     def build(self) -> Target:
         return get_target(self.spec, token=self.token())
