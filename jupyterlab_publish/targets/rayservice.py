@@ -21,14 +21,17 @@ What changes on the way, and why:
   Serve's default port 8000, which the pods declare as ``serve`` and KubeRay's ``<name>-serve-svc``
   Service routes to. Everything else is carried unchanged.
 - ``runtime_env.env_vars`` whose name says secret (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``,
-  ``*ACCESS_KEY*``...) become ``${NAME}``, which Ray expands from the pod's environment; the pods get
-  those variables from the bundle-store Secret (``envFrom``). A secret-named key anywhere else in the
-  config, a value listed in ``secrets``, or a ``file://`` path (a pod cannot read this machine's
-  disk) is refused with ``bad_request`` rather than exported.
+  ``*ACCESS_KEY*``, ``*_KEY``...) become ``${NAME}``, which Ray expands from the worker's environment
+  when it starts it; the pods get those variables from the bundle-store Secret (``envFrom``). A
+  secret-named key with a value anywhere else in the config (``args.storage_options.secret``...), a
+  value listed in ``secrets``, and a ``file://`` path or loopback address (pods cannot reach this
+  machine) are refused with ``bad_request`` rather than exported. Digests (``key_digests``) stay.
 - Ray's token auth is on: ``authOptions`` (``mode: token``, ``secretName``), so the KubeRay operator
   reads the same token to apply the Serve config, and ``RAY_AUTH_MODE=token`` with
   ``RAY_AUTH_TOKEN`` from that Secret's ``auth_token`` key in every Ray container. No token value is
-  ever written (KubeRay >= 1.6, Ray >= 2.52).
+  ever written (KubeRay >= 1.6, Ray >= 2.52). The replicas check each bundle's signature with a key
+  derived from that token, so the Secret must hold the token of the cluster the bundles were
+  published to.
 
 The image must hold Ray, the Python minor the bundles were pickled with, and ``jupyterlab-publish``
 (the replicas run its Ray Serve entrypoint): the default ``rayproject/ray:<ray>-py<python>`` has the
@@ -62,10 +65,14 @@ LABELS = {"app.kubernetes.io/part-of": "jupyterlab-publish"}
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_SECRET_NAME = re.compile(r"token|secret|passw|credential|api_?key|access_?key|private_?key", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"token|secret|passw|credential|api_?key|access_?key|private_?key|signing|(^|[_-])keys?$",
+                          re.IGNORECASE)
 # Names that carry a digest of a secret, not the secret: the replica's key check compares hashes.
 _DIGEST_NAME = re.compile(r"sha\d*|hash|digest", re.IGNORECASE)
 _REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_REFERENCES = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Addresses of this machine: a pod resolves them to itself.
+_LOOPBACK = re.compile(r"^[a-z][a-z0-9+.-]*://(localhost|127\.[0-9.]+|\[::1\]|0\.0\.0\.0)([:/]|$)", re.IGNORECASE)
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _PYTHON = re.compile(r"^3\.(\d+)$")
 # Ray Serve's order for the keys a reader looks for first; the rest follow sorted.
@@ -130,6 +137,17 @@ def _walk(value: Any, path: str):
             yield from _walk(item, here)
 
 
+def _holds_value(value: Any) -> bool:
+    """Whether a secret-named entry carries a value (rather than nothing, or ``${NAME}``)."""
+    if isinstance(value, str):
+        return bool(value) and not _REFERENCE.match(value)
+    if isinstance(value, Mapping):
+        return any(_holds_value(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_value(item) for item in value)
+    return False
+
+
 def _runtime_envs(config: dict):
     """(path, runtime_env) of every application and every deployment's ray_actor_options."""
     for i, app in enumerate(config["applications"]):
@@ -186,13 +204,12 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any]) -> tuple[dict, list
                     secret_env.append(str(key))
 
     for path, key, value in _walk(config, ""):
-        if isinstance(value, str) and value.startswith("file://"):
-            raise _bad(f"{path} is {value!r}, a file on this machine that pods on Kubernetes cannot read",
-                       "publish to a bundle store the cluster can reach (an s3:// store, see "
-                       "docs/ray-target.md), then export again", field=path)
-        if (key is not None and ".env_vars." not in f"{path}." and isinstance(value, str) and value
-                and _SECRET_NAME.search(str(key)) and not _DIGEST_NAME.search(str(key))
-                and not _REFERENCE.match(value)):
+        if isinstance(value, str) and (value.startswith("file://") or _LOOPBACK.match(value)):
+            raise _bad(f"{path} is {value!r}, on this machine, which pods on Kubernetes cannot reach",
+                       "publish to a bundle store the cluster can reach (an s3:// store at an address the pods "
+                       "resolve, see docs/ray-target.md), then export again", field=path)
+        if (key is not None and ".env_vars." not in f"{path}." and _SECRET_NAME.search(str(key))
+                and not _DIGEST_NAME.search(str(key)) and _holds_value(value)):
             raise _bad(f"{path} looks like a secret, and a manifest is no place for one",
                        "pass it to the function through a runtime_env env var (the export then reads it "
                        "from a Kubernetes Secret), or store only its hash", field=path)
@@ -428,6 +445,11 @@ def dump_manifest(manifest: Mapping[str, Any]) -> str:
     lines += [f"#   kubectl create secret generic {secret}{where} --from-file={AUTH_TOKEN_KEY}=./ray-token"
               for secret in tokens]
     lines += [f"#   kubectl create secret generic {secret}{where} --from-env-file=./bundle-store.env" for secret in stores]
+    config = (manifest.get("spec") or {}).get("serveConfigV2")
+    needed = sorted(set(_REFERENCES.findall(config))) if isinstance(config, str) and stores else []
+    if needed:
+        lines.append(f"#   (the Serve config reads {', '.join(needed)} from it as ${{NAME}}; the bundle store's "
+                     "credentials belong there too)")
     return "\n".join(lines) + "\n" + _dump(dict(manifest))
 
 

@@ -29,29 +29,35 @@ STORE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 def serve_config() -> dict:
-    """A Serve config of the shape the ray target PUTs: two functions, one fixed, one autoscaled."""
+    """A Serve config of the shape the ray target PUTs (targets/ray_config.py): two functions, one
+    with fixed replicas and its store credentials in env vars, one autoscaled."""
+    replica = "jupyterlab_publish.ray_serve.replica:build"
     return {
-        "proxy_location": "EveryNode",
+        "proxy_location": "HeadOnly",
         "http_options": {"host": "127.0.0.1", "port": 41234, "request_timeout_s": 60},
         "applications": [
             {
                 "name": "predict-price",
-                "route_prefix": "/predict-price",
-                "import_path": "jupyterlab_publish.ray_serve.app:build",
-                "args": {"bundle_uri": "s3://bundles/sha256/ab12", "version": 3,
-                         "digest": "sha256:" + "ab12" * 16, "key_sha256": "cd34" * 16},
-                "runtime_env": {"env_vars": {"AWS_ENDPOINT_URL": "https://s3.example.com",
+                "route_prefix": "/functions/predict-price",
+                "import_path": replica,
+                "args": {"name": "predict-price", "version": 3, "store": "s3://bundles/team-a", "digest": "ab12" * 16,
+                         "key_digests": ["cd34" * 16], "storage_options": {"client_kwargs": {
+                             "endpoint_url": "https://s3.example.com"}}, "insecure": False},
+                "runtime_env": {"pip": {"packages": ["scikit-learn==1.5.2", "numpy==2.1.1"], "pip_check": False},
+                                "env_vars": {"AWS_DEFAULT_REGION": "eu-west-1",
                                              "AWS_SECRET_ACCESS_KEY": STORE_SECRET_KEY,
                                              "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}},
-                "deployments": [{"name": "predict-price", "num_replicas": 2, "ray_actor_options": {"num_cpus": 0.5}}],
+                "deployments": [{"name": "PublishedFunction", "num_replicas": 2, "max_ongoing_requests": 64,
+                                 "ray_actor_options": {"num_cpus": 0.5}}],
             },
             {
                 "name": "validate",
-                "route_prefix": "/validate",
-                "import_path": "jupyterlab_publish.ray_serve.app:build",
-                "args": {"bundle_uri": "s3://bundles/sha256/ef56", "version": 1},
-                "deployments": [{"name": "validate", "autoscaling_config": {
-                    "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2},
+                "route_prefix": "/functions/validate",
+                "import_path": replica,
+                "args": {"name": "validate", "version": 1, "store": "s3://bundles/team-a", "digest": "ef56" * 16,
+                         "key_digests": [], "storage_options": {}, "insecure": False},
+                "deployments": [{"name": "PublishedFunction", "autoscaling_config": {
+                    "min_replicas": 1, "max_replicas": 4, "initial_replicas": 1, "target_ongoing_requests": 2},
                     "ray_actor_options": {"num_cpus": 1}}],
             },
         ],
@@ -204,7 +210,7 @@ def test_rays_schema_refuses_a_broken_serve_config(manifest):
     with pytest.raises(ValueError):
         schema.ServeDeploySchema.model_validate(parsed)
     parsed = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    parsed["applications"][1]["route_prefix"] = "/predict-price"  # two applications on one route
+    parsed["applications"][1]["route_prefix"] = "/functions/predict-price"  # two applications on one route
     with pytest.raises(ValueError):
         schema.ServeDeploySchema.model_validate(parsed)
 
@@ -246,7 +252,7 @@ def test_two_exports_of_the_same_state_are_byte_identical(manifest):
     assert dump_manifest(again) == text
     assert yaml.safe_load(text) == manifest
     # The Serve config reads as a block a reviewer can diff, not as one escaped line.
-    assert "  serveConfigV2: |\n    proxy_location: EveryNode\n" in text
+    assert "  serveConfigV2: |\n    proxy_location: HeadOnly\n" in text
 
 
 def test_a_changed_state_changes_the_export(manifest):
@@ -311,7 +317,7 @@ def test_no_secret_value_reaches_the_manifest(manifest):
     text = dump_manifest(manifest)
     assert STORE_SECRET_KEY not in text and "AKIAIOSFODNN7EXAMPLE" not in text and TOKEN not in text
     assert "${AWS_SECRET_ACCESS_KEY}" in manifest["spec"]["serveConfigV2"]
-    assert "https://s3.example.com" in manifest["spec"]["serveConfigV2"]  # not a secret: kept
+    assert "eu-west-1" in manifest["spec"]["serveConfigV2"]  # not a secret: kept
     # The only literal env value in any container is the auth mode.
     literal = [(e["name"], e["value"]) for c in _containers(manifest) for e in c["env"] if "value" in e]
     assert set(literal) == {("RAY_AUTH_MODE", "token")}
@@ -328,6 +334,9 @@ def test_secret_env_vars_are_found_in_deployment_runtime_envs_too():
     env = served["applications"][1]["deployments"][0]["ray_actor_options"]["runtime_env"]["env_vars"]
     assert env == {"HF_TOKEN": "${HF_TOKEN}", "MODE": "fast"}
     assert secret_env == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN"]
+    text = dump_manifest(rayservice_manifest(config, name="predict-price"))
+    assert "hf_abcdefghijklmnopqrstuvwxyz0123" not in text
+    assert "reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, HF_TOKEN from it as ${NAME}" in text
 
 
 def test_a_known_secret_under_a_harmless_name_is_refused_without_being_repeated():
@@ -340,14 +349,31 @@ def test_a_known_secret_under_a_harmless_name_is_refused_without_being_repeated(
     assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value.to_dict())
 
 
-@pytest.mark.parametrize("key", ["api_key", "password", "client_secret", "auth_token"])
-def test_a_secret_named_argument_is_refused(key):
+@pytest.mark.parametrize("path", [
+    "args.api_key", "args.password", "args.client_secret", "args.auth_token", "args.keys",
+    # s3fs's own option names for credentials, which a store's storage_options could carry.
+    "args.storage_options.key", "args.storage_options.secret", "args.storage_options.token",
+])
+def test_a_secret_named_argument_is_refused(path):
     config = serve_config()
-    config["applications"][0]["args"][key] = "s3cr3t-value"
+    *parents, last = path.split(".")
+    holder = config["applications"][0]
+    for part in parents:
+        holder = holder[part]
+    holder[last] = ["s3cr3t-value"] if last == "keys" else "s3cr3t-value"
     with pytest.raises(PublishError) as caught:
         rayservice_manifest(config, name="predict-price")
     assert caught.value.code == "bad_request" and "s3cr3t-value" not in str(caught.value)
-    assert caught.value.details["field"] == f"applications[0].args.{key}"
+    assert caught.value.details["field"] == f"applications[0].{path}"
+
+
+def test_digests_references_and_empty_values_are_not_secrets():
+    config = serve_config()
+    config["applications"][0]["args"].update(token_sha256="ab" * 32, api_key="${API_KEY}", password="")
+    out = rayservice_manifest(config, name="predict-price")
+    args = yaml.safe_load(out["spec"]["serveConfigV2"])["applications"][0]["args"]
+    assert (args["token_sha256"], args["api_key"], args["password"], args["key_digests"]) == (
+        "ab" * 32, "${API_KEY}", "", ["cd34" * 16])
 
 
 # -- bad inputs ------------------------------------------------------------------------------------
@@ -358,8 +384,13 @@ def test_a_secret_named_argument_is_refused(key):
     (lambda c: c.pop("applications"), None),
     (lambda c: c.update(applications="predict"), None),
     (lambda c: c["applications"][1].pop("import_path"), "applications[1]"),
-    (lambda c: c["applications"][0]["args"].update(bundle_uri="file:///home/me/.ray-bundles/ab12"),
-     "applications[0].args.bundle_uri"),
+    # A store on this machine's disk or loopback: pods cannot reach it.
+    (lambda c: c["applications"][0]["args"].update(store="file:///home/me/.ray-bundles"),
+     "applications[0].args.store"),
+    (lambda c: c["applications"][0]["args"]["storage_options"]["client_kwargs"].update(
+        endpoint_url="http://127.0.0.1:5000"), "applications[0].args.storage_options.client_kwargs.endpoint_url"),
+    (lambda c: c["applications"][1]["args"].update(store="s3://b", storage_options={
+        "endpoint_url": "http://localhost:9000/"}), "applications[1].args.storage_options.endpoint_url"),
     (lambda c: c["applications"][0]["runtime_env"].update(working_dir="./project"),
      "applications[0].runtime_env.working_dir"),
 ])
