@@ -35,11 +35,14 @@ BUILTIN_TARGETS = {
     "dir": "jupyterlab_publish.targets.directory:DirectoryTarget",
     "http": "jupyterlab_publish.targets.http:FunctionServerTarget",
     "https": "jupyterlab_publish.targets.http:FunctionServerTarget",
+    "ray+http": "jupyterlab_publish.targets.ray:RayTarget",
+    "ray+https": "jupyterlab_publish.targets.ray:RayTarget",
 }
 
 SPEC_FORMS_HINT = (
     "use 'local' (the embedded function server, the default), 'dir:/some/path' (write bundles "
-    "to a directory) or 'http://host:port' / 'https://host' (a jupyterlab-publish function server)"
+    "to a directory), 'http://host:port' / 'https://host' (a jupyterlab-publish function server) or "
+    "'ray+http://host:8265?store=file:///path' (a Ray cluster's Serve, through its dashboard)"
 )
 
 

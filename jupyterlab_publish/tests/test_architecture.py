@@ -27,6 +27,7 @@ LAYERS = (
     ("bundle",),
     ("targets", "functions"),
     ("api", "server"),  # the server extension talks to targets only; it never pickles or analyses
+    ("ray_serve",),  # runs only inside a Ray cluster's replicas: reads the bundle store, serves the runtime
     ("kernel", "cli"),
     ("",),  # the package's own __init__: lazy entry points only
 )
@@ -48,6 +49,7 @@ ALLOWED_THIRD_PARTY = {
     "kernel": {"comm"},
     "cli": set(),
     "server": {"jupyter_server", "tornado"},
+    "ray_serve": {"ray", "starlette", "fsspec"},
     "": set(),
 }
 
