@@ -4,7 +4,7 @@ Two functions, used by ``jupyter publish export NAME --format rayservice`` (docs
 
 ``rayservice_manifest(serve_config, *, name, image=None, ray_version=DEFAULT_RAY_VERSION,
 python=DEFAULT_PYTHON, namespace=None, auth_secret=None, store_secret=None, worker_cpus=2,
-worker_memory="4Gi", head_cpus=1, head_memory="4Gi", secrets=()) -> dict``
+worker_memory="4Gi", head_cpus=1, head_memory="4Gi", secrets=(), store_endpoint=None) -> dict``
     A ``ray.io/v1`` ``RayService`` whose ``spec.serveConfigV2`` is ``serve_config`` (the dict the
     target PUTs to ``/api/serve/applications/``) as YAML, and whose ``spec.rayClusterConfig`` is a
     head pod that schedules no replicas plus one worker group sized from the config's replicas and
@@ -26,6 +26,8 @@ What changes on the way, and why:
   secret-named key with a value anywhere else in the config (``args.storage_options.secret``...), a
   value listed in ``secrets``, and a ``file://`` path or loopback address (pods cannot reach this
   machine) are refused with ``bad_request`` rather than exported. Digests (``key_digests``) stay.
+- ``store_endpoint``, when given, replaces the S3 endpoint in each function's ``storage_options``:
+  the same store, at the address the pods reach it (an in-cluster MinIO Service, say).
 - Ray's token auth is on: ``authOptions`` (``mode: token``, ``secretName``), so the KubeRay operator
   reads the same token to apply the Serve config, and ``RAY_AUTH_MODE=token`` with
   ``RAY_AUTH_TOKEN`` from that Secret's ``auth_token`` key in every Ray container. No token value is
@@ -45,6 +47,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import urllib.parse
 from typing import Any, Iterable, Mapping, Optional
 
 from ..errors import PublishError
@@ -159,12 +162,15 @@ def _runtime_envs(config: dict):
                 yield f"applications[{i}].deployments[{j}].ray_actor_options.runtime_env", options["runtime_env"]
 
 
-def kubernetes_serve_config(serve_config: Mapping[str, Any]) -> tuple[dict, list[str]]:
+def kubernetes_serve_config(serve_config: Mapping[str, Any], *,
+                            store_endpoint: Optional[str] = None) -> tuple[dict, list[str]]:
     """The Serve config as it runs on Kubernetes, and the secret-named env vars the pods must supply.
 
     Checks the shape the export relies on (Ray's own schema checks the rest when KubeRay applies
     it), drops the loopback ``http_options``, turns secret-named env vars into ``${NAME}`` and refuses
-    secrets and local paths it cannot move. Never changes ``serve_config``.
+    secrets and local paths it cannot move. ``store_endpoint`` is the address the pods reach the
+    same S3-compatible store at, when it differs from this machine's (an in-cluster MinIO Service):
+    it replaces the endpoint in each function's ``storage_options``. Never changes ``serve_config``.
     """
     if not isinstance(serve_config, Mapping):
         raise _bad(f"the Serve config must be a mapping, not {type(serve_config).__name__}",
@@ -179,6 +185,9 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any]) -> tuple[dict, list
                                                 for key in ("name", "import_path")):
             raise _bad(f"applications[{i}] of the Serve config lacks a name or an import_path",
                        "export the config the ray target applies; each application needs both", field=f"applications[{i}]")
+
+    if store_endpoint is not None:
+        _set_store_endpoint(config, store_endpoint)
 
     http = config.get("http_options")
     if isinstance(http, dict):
@@ -206,14 +215,32 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any]) -> tuple[dict, list
     for path, key, value in _walk(config, ""):
         if isinstance(value, str) and (value.startswith("file://") or _LOOPBACK.match(value)):
             raise _bad(f"{path} is {value!r}, on this machine, which pods on Kubernetes cannot reach",
-                       "publish to a bundle store the cluster can reach (an s3:// store at an address the pods "
-                       "resolve, see docs/ray-target.md), then export again", field=path)
+                       "publish to a bundle store the cluster can reach (s3://, see docs/ray-target.md); if it is "
+                       "an S3 store the pods reach at another address, export with store_endpoint=that address",
+                       field=path)
         if (key is not None and ".env_vars." not in f"{path}." and _SECRET_NAME.search(str(key))
                 and not _DIGEST_NAME.search(str(key)) and _holds_value(value)):
             raise _bad(f"{path} looks like a secret, and a manifest is no place for one",
                        "pass it to the function through a runtime_env env var (the export then reads it "
                        "from a Kubernetes Secret), or store only its hash", field=path)
     return _ordered(config), sorted(set(secret_env))
+
+
+def _set_store_endpoint(config: dict, endpoint: str) -> None:
+    parsed = urllib.parse.urlsplit(endpoint) if isinstance(endpoint, str) else None
+    if not parsed or parsed.scheme not in ("http", "https") or not parsed.hostname or _LOOPBACK.match(endpoint):
+        raise _bad(f"store_endpoint must be the http(s) address pods reach the store at, not {endpoint!r}",
+                   "give the store's in-cluster address, e.g. http://minio.storage.svc:9000", field="store_endpoint")
+    for app in config["applications"]:
+        args = app.get("args")
+        # The ray target's applications name their store in args (targets/ray_config.py).
+        if isinstance(args, dict) and isinstance(args.get("store"), str) and "://" in args["store"] \
+                and not args["store"].startswith("file://"):
+            options = args.get("storage_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            client = options.get("client_kwargs")
+            options["client_kwargs"] = {**(client if isinstance(client, dict) else {}), "endpoint_url": endpoint}
+            args["storage_options"] = options
 
 
 def _version(ray_version: str) -> str:
@@ -311,6 +338,7 @@ def rayservice_manifest(
     head_cpus: float = 1,
     head_memory: str = "4Gi",
     secrets: Iterable[str] = (),
+    store_endpoint: Optional[str] = None,
 ) -> dict:
     """A KubeRay ``RayService`` serving ``serve_config``; see the module docstring.
 
@@ -318,10 +346,11 @@ def rayservice_manifest(
     ``store_secret`` (default ``<name>-bundle-store``; ``""`` for none, e.g. with workload identity)
     holds the bundle store's credentials as environment variables (``AWS_ACCESS_KEY_ID``...).
     ``secrets`` are values the caller knows to be secret (the Ray token, function keys): if one
-    appears anywhere in the output, the export is refused.
+    appears anywhere in the output, the export is refused. ``store_endpoint``: the address pods reach
+    an S3-compatible bundle store at, when it is not the one this machine used.
     """
     name = check_rayservice_name(name)
-    config, secret_env = kubernetes_serve_config(serve_config)
+    config, secret_env = kubernetes_serve_config(serve_config, store_endpoint=store_endpoint)
     ray_version = _version(ray_version)
     match = _PYTHON.match(python) if isinstance(python, str) else None
     if not match:

@@ -435,3 +435,28 @@ def test_bad_options_say_what_to_fix(options, code):
     with pytest.raises(PublishError) as caught:
         rayservice_manifest(serve_config(), name="predict-price", **options)
     assert caught.value.code == code and caught.value.hint
+
+
+# -- the store as the pods reach it ----------------------------------------------------------------
+
+
+def test_store_endpoint_points_the_pods_at_the_same_store_elsewhere(validator):
+    config = serve_config()
+    config["applications"][0]["args"]["storage_options"]["client_kwargs"]["endpoint_url"] = "http://127.0.0.1:9000"
+    out = rayservice_manifest(config, name="predict-price", store_endpoint="http://minio.storage.svc:9000")
+    assert errors_of(validator, out) == []
+    apps = yaml.safe_load(out["spec"]["serveConfigV2"])["applications"]
+    assert [app["args"]["storage_options"] for app in apps] == [
+        {"client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}] * 2
+    # Only the endpoint moved: the rest is the target's config.
+    expected = expected_serve_config()
+    for app in expected["applications"]:
+        app["args"]["storage_options"] = {"client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}
+    assert yaml.safe_load(out["spec"]["serveConfigV2"]) == expected
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "minio:9000", "ftp://minio", ""])
+def test_a_store_endpoint_pods_cannot_use_is_refused(endpoint):
+    with pytest.raises(PublishError) as caught:
+        rayservice_manifest(serve_config(), name="predict-price", store_endpoint=endpoint)
+    assert caught.value.code == "bad_request" and caught.value.details["field"] == "store_endpoint"
