@@ -93,8 +93,7 @@ def _bad(message: str, hint: str, **details: Any) -> PublishError:
 
 def check_rayservice_name(name: object) -> str:
     """An endpoint name that is also a valid RayService name (a DNS-1035 label of at most 47)."""
-    check_endpoint_name(name)
-    assert isinstance(name, str)
+    name = check_endpoint_name(name)
     if len(name) > MAX_NAME_LENGTH or not _DNS_1035.match(name):
         raise PublishError(
             "invalid_name",
@@ -223,6 +222,8 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any], *,
             raise _bad(f"{path} looks like a secret, and a manifest is no place for one",
                        "pass it to the function through a runtime_env env var (the export then reads it "
                        "from a Kubernetes Secret), or store only its hash", field=path)
+    # Serve matches routes by prefix, not by list order: by name, two exports of one state agree.
+    config["applications"] = sorted(config["applications"], key=lambda app: app["name"])
     return _ordered(config), sorted(set(secret_env))
 
 

@@ -247,7 +247,9 @@ def _reversed_keys(value):
 
 def test_two_exports_of_the_same_state_are_byte_identical(manifest):
     text = dump_manifest(manifest)
-    again = rayservice_manifest(_reversed_keys(serve_config()), name="predict-price", ray_version="2.60.0",
+    shuffled = _reversed_keys(serve_config())
+    shuffled["applications"].reverse()
+    again = rayservice_manifest(shuffled, name="predict-price", ray_version="2.60.0",
                                 image="registry.example.com/serve:1")
     assert dump_manifest(again) == text
     assert yaml.safe_load(text) == manifest
