@@ -26,7 +26,7 @@ What changes on the way, and why:
   secret-named key with a value anywhere else in the config (``args.storage_options.secret``...), a
   value listed in ``secrets``, and a ``file://`` path or loopback address (pods cannot reach this
   machine) are refused with ``bad_request`` rather than exported. Digests (``key_digests``) stay.
-- ``store_endpoint``, when given, replaces the S3 endpoint in each function's ``storage_options``:
+- ``store_endpoint``, when given, replaces the S3 endpoint each function's ``storage_options`` names:
   the same store, at the address the pods reach it (an in-cluster MinIO Service, say).
 - Ray's token auth is on: ``authOptions`` (``mode: token``, ``secretName``), so the KubeRay operator
   reads the same token to apply the Serve config, and ``RAY_AUTH_MODE=token`` with
@@ -228,20 +228,23 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any], *,
 
 
 def _set_store_endpoint(config: dict, endpoint: str) -> None:
+    """Move every store endpoint the config names (s3fs's ``client_kwargs.endpoint_url``) to ``endpoint``."""
     parsed = urllib.parse.urlsplit(endpoint) if isinstance(endpoint, str) else None
     if not parsed or parsed.scheme not in ("http", "https") or not parsed.hostname or _LOOPBACK.match(endpoint):
         raise _bad(f"store_endpoint must be the http(s) address pods reach the store at, not {endpoint!r}",
                    "give the store's in-cluster address, e.g. http://minio.storage.svc:9000", field="store_endpoint")
+    moved = 0
     for app in config["applications"]:
-        args = app.get("args")
-        # The ray target's applications name their store in args (targets/ray_config.py).
-        if isinstance(args, dict) and isinstance(args.get("store"), str) and "://" in args["store"] \
-                and not args["store"].startswith("file://"):
-            options = args.get("storage_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            client = options.get("client_kwargs")
-            options["client_kwargs"] = {**(client if isinstance(client, dict) else {}), "endpoint_url": endpoint}
-            args["storage_options"] = options
+        args = app.get("args") if isinstance(app.get("args"), dict) else {}
+        # The ray target's applications give their store's options in args (targets/ray_config.py).
+        client = (args.get("storage_options") or {}).get("client_kwargs") if isinstance(
+            args.get("storage_options"), dict) else None
+        if isinstance(client, dict) and client.get("endpoint_url"):
+            client["endpoint_url"] = endpoint
+            moved += 1
+    if not moved:
+        raise _bad("store_endpoint was given, but no application reaches its store through an endpoint",
+                   "leave store_endpoint out: the stores are the provider's own (e.g. AWS S3)", field="store_endpoint")
 
 
 def _version(ray_version: str) -> str:

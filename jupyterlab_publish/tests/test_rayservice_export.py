@@ -447,14 +447,19 @@ def test_store_endpoint_points_the_pods_at_the_same_store_elsewhere(validator):
     config["applications"][0]["args"]["storage_options"]["client_kwargs"]["endpoint_url"] = "http://127.0.0.1:9000"
     out = rayservice_manifest(config, name="predict-price", store_endpoint="http://minio.storage.svc:9000")
     assert errors_of(validator, out) == []
-    apps = yaml.safe_load(out["spec"]["serveConfigV2"])["applications"]
-    assert [app["args"]["storage_options"] for app in apps] == [
-        {"client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}] * 2
-    # Only the endpoint moved: the rest is the target's config.
+    # Only the endpoint moved; the application whose store needs none (AWS's own) is left alone.
     expected = expected_serve_config()
-    for app in expected["applications"]:
-        app["args"]["storage_options"] = {"client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}
+    expected["applications"][0]["args"]["storage_options"] = {
+        "client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}
     assert yaml.safe_load(out["spec"]["serveConfigV2"]) == expected
+
+
+def test_a_store_endpoint_for_stores_without_one_is_refused():
+    config = serve_config()
+    config["applications"][0]["args"]["storage_options"] = {}
+    with pytest.raises(PublishError) as caught:
+        rayservice_manifest(config, name="predict-price", store_endpoint="http://minio.storage.svc:9000")
+    assert caught.value.code == "bad_request" and caught.value.details["field"] == "store_endpoint"
 
 
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "minio:9000", "ftp://minio", ""])
@@ -462,3 +467,48 @@ def test_a_store_endpoint_pods_cannot_use_is_refused(endpoint):
     with pytest.raises(PublishError) as caught:
         rayservice_manifest(serve_config(), name="predict-price", store_endpoint=endpoint)
     assert caught.value.code == "bad_request" and caught.value.details["field"] == "store_endpoint"
+
+
+# -- the ray target's own config -------------------------------------------------------------------
+
+
+def test_the_config_the_ray_target_builds_for_a_real_bundle_exports_and_validates(tmp_path, validator):
+    """A bundle built as the button builds it, the application and whole config the ray target would
+    PUT (targets/ray_config.py, merged with a colleague's application already on the cluster), and
+    the export of that config: valid for KubeRay and for Ray, and the same config back."""
+    from jupyterlab_publish.bundle import build_bundle
+    from jupyterlab_publish.requirement import Requirement
+    from jupyterlab_publish.targets import ray_config
+    from jupyterlab_publish.targets.scale import Scale
+
+    numpy = pytest.importorskip("numpy")
+    namespace = {"np": numpy}
+    exec("def predict(x):\n    return float(np.asarray(x).sum())\n", namespace)
+    bundle = build_bundle(namespace["predict"], tmp_path / "bundle", name="predict-price", sample=[[1, 2]],
+                          requirements=[Requirement.parse(f"numpy=={numpy.__version__}", "predict → np → numpy")])
+    app = ray_config.application(
+        name="predict-price", version=2, store_url="s3://bundles/team-a", digest="ab" * 32,
+        key_digests=["cd" * 32], scale=Scale.from_dict({"min_replicas": 1, "max_replicas": 6, "cpus": 0.5}),
+        manifest=bundle.manifest, storage_options={"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}})
+    colleague = serve_config()["applications"][1]
+    status = {"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": 8123},
+              "applications": {"validate": {"deployed_app_config": colleague}}}
+    config = ray_config.merged_config(status, "predict-price", app, host="127.0.0.1", port=8123)
+
+    out = rayservice_manifest(config, name="predict-price", ray_version="2.60.0",
+                              python=bundle.manifest["python"]["minor"],
+                              store_endpoint="http://minio.storage.svc:9000")
+    assert errors_of(validator, out) == []
+    parsed = yaml.safe_load(out["spec"]["serveConfigV2"])
+    expected = copy.deepcopy(config)
+    del expected["http_options"]  # only host and port, both dropped
+    expected["applications"] = sorted(expected["applications"], key=lambda a: a["name"])
+    expected["applications"][0]["args"]["storage_options"] = {
+        "client_kwargs": {"endpoint_url": "http://minio.storage.svc:9000"}}
+    assert parsed == expected
+    assert f"numpy=={numpy.__version__}" in parsed["applications"][0]["runtime_env"]["pip"]["packages"]
+    # 0.5..3 CPUs of this function plus 1..4 of the colleague's: pods of 2 CPUs, 1 to 4 of them.
+    (workers,) = out["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    assert (workers["minReplicas"], workers["maxReplicas"]) == (1, 4)
+    schema = pytest.importorskip("ray.serve.schema", reason="ray[serve] is a test dependency on Python >= 3.10")
+    schema.ServeDeploySchema.model_validate(parsed)
