@@ -84,6 +84,8 @@ const deployments: JupyterFrontEndPlugin<IDeploymentTargets> = {
       palette,
       settingRegistry
     });
+    // The Publish dialog's target picker offers the same configured targets.
+    publisher?.useTargets(targets);
     return targets;
   }
 };

@@ -30,6 +30,12 @@ export interface IPublisher {
   publish(options?: IPublisher.IPublishOptions): Promise<IDeployment | null>;
   /** Emitted once a published version is live, with its deployment. */
   readonly deploymentLive: ISignal<IPublisher, IDeployment>;
+  /**
+   * The targets the Publish dialog's picker offers. The plugin that provides IDeploymentTargets
+   * hands them over: this plugin cannot require them, since that one requires IPublisher. Without
+   * them the dialog offers the default target and "Other…".
+   */
+  useTargets(targets: IDeploymentTargets): void;
 }
 
 export namespace IPublisher {
@@ -82,4 +88,9 @@ export interface IDeploymentTargets {
   readonly targets: ReadonlyArray<ITargetConfig>;
   /** Emitted when the settings change the list. */
   readonly changed: ISignal<IDeploymentTargets, ReadonlyArray<ITargetConfig>>;
+  /**
+   * What a target can do, as the server extension describes it (`capabilities`: management verbs,
+   * and `scale` when it takes replicas and CPUs); null when that cannot be known.
+   */
+  capabilities(spec: string): Promise<ReadonlyArray<string> | null>;
 }

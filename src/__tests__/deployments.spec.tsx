@@ -23,6 +23,7 @@ import { DeploymentsModel } from '../deployments/model';
 import {
   DeploymentsPanel,
   formatRate,
+  formatScale,
   formatSeconds,
   IDeploymentsActions
 } from '../deployments/panel';
@@ -316,6 +317,38 @@ describe('DeploymentsModel', () => {
     expect(model.functions.length).toBe(1);
   });
 
+  it('describes each target once, for the panel and the Publish dialog alike', async () => {
+    const server = new FakeServer();
+    server.answers.set('GET targets', [
+      200,
+      {
+        targets: [
+          { spec: REMOTE.spec, kind: 'http', capabilities: ['list', 'show'] }
+        ]
+      }
+    ]);
+    const model = new DeploymentsModel(
+      new DeploymentsClient(server.settings())
+    );
+    const targets = new DeploymentTargets(spec => model.capabilitiesOf(spec));
+    expect(await targets.capabilities(REMOTE.spec)).toEqual(['list', 'show']);
+    expect(await model.capabilitiesOf(REMOTE.spec)).toEqual(['list', 'show']);
+    expect(
+      server.seen.filter(r => r.url.pathname.endsWith('/targets'))
+    ).toHaveLength(1);
+    // A target the server cannot describe (an error entry) has no known capabilities.
+    server.answers.set('GET targets', [
+      200,
+      {
+        targets: [
+          { spec: 'ftp://x', error: { code: 'unknown_target', message: 'no' } }
+        ]
+      }
+    ]);
+    expect(await targets.capabilities('ftp://x')).toBeNull();
+    expect(await new DeploymentTargets().capabilities('local')).toBeNull();
+  });
+
   it('falls back to the local target when the settings list none', () => {
     const targets = new DeploymentTargets();
     const seen: ReadonlyArray<ITargetConfig>[] = [];
@@ -558,6 +591,24 @@ describe('the Deployments panel', () => {
     expect(server.seen[0].url.searchParams.getAll('spec')).toEqual(['local']);
   });
 
+  it("shows a function's scale as one line, and nothing for a target that does not scale", async () => {
+    const node = await show([
+      predictor({ scale: { replicas: 2, cpus: 1 } }),
+      predictor({
+        name: 'scorer',
+        scale: { min_replicas: 1, max_replicas: 4 }
+      }),
+      predictor({ name: 'plain', scale: null })
+    ]);
+    const line = (name: string) =>
+      node.querySelector(
+        `.jp-Deployments-function[data-name="${name}"] .jp-Deployments-scale`
+      );
+    expect(line('predictor')!.textContent).toBe('2 replicas, 1 CPU each');
+    expect(line('scorer')!.textContent).toBe('1–4 replicas (autoscaling)');
+    expect(line('plain')).toBeNull();
+  });
+
   it('says why metrics are missing while still listing the functions', async () => {
     const node = await show();
     expect(node.querySelector('.jp-Deployments-note')).toBeNull();
@@ -603,6 +654,26 @@ describe('formatting', () => {
   });
 });
 
+describe('formatScale', () => {
+  it.each([
+    [{ replicas: 1 }, '1 replica'],
+    [{ replicas: 3, cpus: 0.5 }, '3 replicas, 0.5 CPUs each'],
+    [{}, '1 replica'],
+    [{ max_replicas: 4 }, '0–4 replicas (autoscaling)'],
+    [
+      { min_replicas: 2, max_replicas: 8, target_ongoing_requests: 2, cpus: 2 },
+      '2–8 replicas (autoscaling, 2 ongoing requests each), 2 CPUs each'
+    ]
+  ])('describes %j as %s (as Scale.describe() does)', (scale, text) => {
+    expect(formatScale(scale, trans)).toBe(text);
+  });
+
+  it('is null without a scale', () => {
+    expect(formatScale(null, trans)).toBeNull();
+    expect(formatScale(undefined, trans)).toBeNull();
+  });
+});
+
 describe('the Deployments settings schema', () => {
   const schema = JSON.parse(
     fs.readFileSync(
@@ -618,7 +689,9 @@ describe('the Deployments settings schema', () => {
         targets: [
           LOCAL,
           REMOTE,
-          { name: 'f', spec: 'dir:/srv/b', tokenFile: '~/t' }
+          { name: 'f', spec: 'dir:/srv/b', tokenFile: '~/t' },
+          { name: 'cluster', spec: 'ray://10.0.0.2:8265', tokenEnv: 'RAY_T' },
+          { name: 'dash', spec: 'ray+https://ray.example.org' }
         ]
       })
     ).toBe(true);

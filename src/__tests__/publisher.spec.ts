@@ -3,6 +3,8 @@ import { nullTranslator } from '@jupyterlab/translation';
 
 import plugins, { IPublisher } from '../index';
 import { IDeployment } from '../protocol';
+import { DeploymentTargets } from '../deployments/plugin';
+import { PublishDialog } from '../publish/dialog';
 import { Publisher } from '../publish/publisher';
 import { FakeKernel } from './fakeKernel';
 import { loadProtocolFixtures } from './fixtures';
@@ -80,7 +82,8 @@ function notebook(kernel: FakeKernel): any {
  * button index (undefined: the default button, i.e. Publish, OK or Close). Resolves to the titles.
  */
 function answerDialogs(
-  answer: (title: string) => number | undefined = () => undefined
+  answer: (title: string, dialog: Dialog<unknown>) => number | undefined = () =>
+    undefined
 ): { titles: string[]; stop: () => void } {
   const titles: string[] = [];
   const seen = new Set<Dialog<unknown>>();
@@ -93,7 +96,7 @@ function answerDialogs(
         const title =
           dialog.node.querySelector('.jp-Dialog-header')?.textContent ?? '';
         titles.push(title);
-        dialog.resolve(answer(title));
+        dialog.resolve(answer(title, dialog));
       }, 50);
     }
   }, 10);
@@ -156,6 +159,54 @@ describe('IPublisher', () => {
     expect(requests[2].params.texts).toEqual(
       published.requirements.map((r: any) => r.requirement)
     );
+  });
+
+  it("offers the configured targets and starts from the notebook's last choice", async () => {
+    const { kernel, requests } = scriptedKernel();
+    const publisher = new Publisher(
+      { currentWidget: notebook(kernel) } as any,
+      nullTranslator.load('jupyterlab_publish'),
+      () => ({ defaultTarget: 'local', requestTimeout: 120 })
+    );
+    const targets = new DeploymentTargets(async spec =>
+      spec === 'local' ? ['list'] : null
+    );
+    targets.set([
+      { name: 'local', spec: 'local' },
+      {
+        name: 'team',
+        spec: 'https://functions.example.org',
+        tokenEnv: 'TEAM_TOKEN'
+      }
+    ]);
+    publisher.useTargets(targets);
+    const picked: string[] = [];
+    const dialogs = answerDialogs((title, dialog) => {
+      const picker = dialog.node.querySelector<HTMLSelectElement>(
+        '.jp-PublishDialog-targetPicker'
+      );
+      if (picker) {
+        picked.push(picker.value);
+        if (picker.value === 'local') {
+          // The user picks "team" (the model is what the select's onChange sets).
+          (dialog as PublishDialog).model.pickTarget('team');
+        }
+      }
+      return undefined;
+    });
+    try {
+      await publisher.publish();
+      await publisher.publish();
+    } finally {
+      dialogs.stop();
+    }
+    expect(picked).toEqual(['local', 'team']); // the second dialog remembered the choice
+    const published = requests.filter(r => r.method === 'publish');
+    expect(published.map(r => [r.params.target, r.params.token_env])).toEqual([
+      ['https://functions.example.org', 'TEAM_TOKEN'],
+      ['https://functions.example.org', 'TEAM_TOKEN']
+    ]);
+    expect(JSON.stringify(published)).not.toContain('"token"');
   });
 
   it('stays silent when the user cancels, and without a notebook', async () => {

@@ -1,5 +1,6 @@
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IScale } from '../protocol';
 import { ITargetConfig } from '../tokens';
 
 /** The REST API of the server extension (jupyterlab_publish/server/openapi.json). */
@@ -52,6 +53,8 @@ export interface IFunction {
   versions: IVersion[];
   metrics: IMetrics | null;
   provenance: IProvenance | null;
+  /** The live version's replicas and CPUs on a target that scales (`Scale.to_dict()`); else absent or null. */
+  scale?: IScale | null;
 }
 
 export interface IFunctionList {

@@ -167,18 +167,31 @@ export class DeploymentsModel implements IDisposable {
     Signal.clearData(this);
   }
 
+  /**
+   * What the server extension says a target can do, asked once per spec (the panel and the
+   * Publish dialog's picker share the answer); null when it cannot be known (an unknown kind,
+   * the server extension unreachable): callers then offer what they would by default.
+   */
+  async capabilitiesOf(spec: string): Promise<string[] | null> {
+    const known = this._capabilities.get(spec);
+    if (known) {
+      return known;
+    }
+    try {
+      const [described] = await this.client.targets([spec]);
+      if (described?.capabilities) {
+        this._capabilities.set(spec, described.capabilities);
+        return described.capabilities;
+      }
+    } catch {
+      // Unknown capabilities: every action is offered and a missing verb says so when used.
+    }
+    return null;
+  }
+
   private async _load(): Promise<void> {
     const target = this.target;
-    if (!this._capabilities.has(target.spec)) {
-      try {
-        const [described] = await this.client.targets([target.spec]);
-        if (described?.capabilities) {
-          this._capabilities.set(target.spec, described.capabilities);
-        }
-      } catch {
-        // Unknown capabilities: every action is offered and a missing verb says so when used.
-      }
-    }
+    await this.capabilitiesOf(target.spec);
     try {
       const listed = await this.client.list(target);
       if (target !== this.target) {

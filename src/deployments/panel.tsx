@@ -17,6 +17,7 @@ import {
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { IScale } from '../protocol';
 import { deploymentsIcon } from './icons';
 import {
   DeploymentsError,
@@ -214,6 +215,39 @@ export function formatRate(rate: number | null): string {
   return `${(rate * 100).toFixed(rate > 0 && rate < 0.01 ? 2 : 1)}%`;
 }
 
+/**
+ * A function's scale as one line, like `jupyter publish show` (Scale.describe()): "2 replicas,
+ * 1 CPU each" or "1–4 replicas (autoscaling)"; null when the target does not scale.
+ */
+export function formatScale(
+  scale: IScale | null | undefined,
+  trans: TranslationBundle
+): string | null {
+  if (!scale) {
+    return null;
+  }
+  let text: string;
+  if (typeof scale.max_replicas === 'number') {
+    const min = scale.min_replicas ?? 0;
+    text =
+      typeof scale.target_ongoing_requests === 'number'
+        ? trans.__(
+            '%1–%2 replicas (autoscaling, %3 ongoing requests each)',
+            min,
+            scale.max_replicas,
+            scale.target_ongoing_requests
+          )
+        : trans.__('%1–%2 replicas (autoscaling)', min, scale.max_replicas);
+  } else {
+    const count = scale.replicas ?? 1;
+    text = trans._n('%1 replica', '%1 replicas', count);
+  }
+  if (typeof scale.cpus === 'number') {
+    text = trans._n('%2, %1 CPU each', '%2, %1 CPUs each', scale.cpus, text);
+  }
+  return text;
+}
+
 function CopyButton(props: {
   text: string;
   label: string;
@@ -238,6 +272,7 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
   const [open, setOpen] = React.useState(false);
   const key = model.key(fn.name);
   const status = fn.status ?? 'stored';
+  const scale = formatScale(fn.scale, trans);
   return (
     <li className="jp-Deployments-function" data-name={fn.name}>
       <button
@@ -273,6 +308,9 @@ function FunctionItem(props: IViewProps & { fn: IFunction }): JSX.Element {
           {fn.public ? trans.__('public') : trans.__('keyed')}
         </span>
       </div>
+      {scale && (
+        <div className="jp-Deployments-row jp-Deployments-scale">{scale}</div>
+      )}
       <div className="jp-Deployments-row">
         <a
           className="jp-Deployments-url"

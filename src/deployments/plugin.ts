@@ -25,12 +25,23 @@ const DEFAULT_REFRESH_SECONDS = 10;
 
 /** The configured targets, read from the settings; the dialog's picker reads them here too. */
 export class DeploymentTargets implements IDeploymentTargets {
+  /** `describe` asks the server extension what a target can do (the panel's cached answer). */
+  constructor(
+    private readonly _describe: (
+      spec: string
+    ) => Promise<ReadonlyArray<string> | null> = async () => null
+  ) {}
+
   get targets(): ReadonlyArray<ITargetConfig> {
     return this._targets;
   }
 
   get changed(): ISignal<IDeploymentTargets, ReadonlyArray<ITargetConfig>> {
     return this._changed;
+  }
+
+  capabilities(spec: string): Promise<ReadonlyArray<string> | null> {
+    return this._describe(spec);
   }
 
   set(targets: ReadonlyArray<ITargetConfig> | undefined): void {
@@ -62,7 +73,7 @@ export async function activateDeployments(
   const model = new DeploymentsModel(
     options.client ?? new DeploymentsClient(app.serviceManager.serverSettings)
   );
-  const targets = new DeploymentTargets();
+  const targets = new DeploymentTargets(spec => model.capabilitiesOf(spec));
   targets.changed.connect((_, list) => model.setTargets(list));
   let refreshSeconds = DEFAULT_REFRESH_SECONDS;
 

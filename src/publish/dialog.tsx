@@ -17,6 +17,8 @@ import {
   IRequirementRow,
   PublishFormModel,
   requirementText,
+  SCALE_MODE_FIELDS,
+  ScaleField,
   stageProgress
 } from './model';
 
@@ -571,20 +573,7 @@ function PublishForm({
         <Notes model={model} trans={trans} />
 
         <div className="jp-PublishDialog-row">
-          <label className="jp-PublishDialog-field">
-            <span>{trans.__('Deploy target')}</span>
-            <input
-              className="jp-mod-styled jp-PublishDialog-target"
-              value={model.target}
-              spellCheck={false}
-              title={trans.__(
-                'local (the embedded function server), dir:/path, or http://host:port'
-              )}
-              onChange={e =>
-                change('target', () => (model.target = e.target.value))
-              }
-            />
-          </label>
+          <TargetPicker model={model} trans={trans} onChange={onChange} />
 
           <label className="jp-PublishDialog-field">
             <span>{trans.__('Validator (optional)')}</span>
@@ -608,6 +597,10 @@ function PublishForm({
           </label>
         </div>
         <Failure model={model} field="target" trans={trans} onFix={onFix} />
+        <ScaleSection model={model} trans={trans} onChange={onChange} />
+        {model.scaleFailureAt === 'section' && (
+          <Failure model={model} field="scale" trans={trans} onFix={onFix} />
+        )}
 
         <label className="jp-PublishDialog-field">
           <span>{trans.__('Sample input (JSON, optional)')}</span>
@@ -649,6 +642,167 @@ function PublishForm({
       <Failure model={model} field="general" trans={trans} onFix={onFix} />
       <Progress model={model} trans={trans} />
     </div>
+  );
+}
+
+/** The value of the picker's "Other…" entry: never a target's name (names are not empty). */
+const OTHER_TARGET = '';
+
+/**
+ * The deploy target: a picker of the targets configured in the settings (name and spec), and
+ * "Other…" for a spec typed here. A configured target's token stays where the settings say (a
+ * variable or a file the kernel reads); this only says where.
+ */
+function TargetPicker({ model, trans, onChange }: IFormProps): JSX.Element {
+  const config = model.targetConfig;
+  // Ask what the picked target can do (the Scale section needs "scale"); a typed spec is asked
+  // once the user leaves its field, not on every keystroke.
+  React.useEffect(() => {
+    void model.loadCapabilities().then(changed => changed && onChange());
+  }, [model.targetName]);
+  const edit = (apply: () => void) => {
+    apply();
+    model.edited('target');
+    model.edited('scale');
+    onChange();
+  };
+  return (
+    <div className="jp-PublishDialog-field jp-PublishDialog-targetField">
+      <label htmlFor={PICKER_ID}>{trans.__('Deploy target')}</label>
+      <select
+        id={PICKER_ID}
+        className="jp-mod-styled jp-PublishDialog-targetPicker"
+        value={model.targetName ?? OTHER_TARGET}
+        title={model.target}
+        onChange={e => edit(() => model.pickTarget(e.target.value || null))}
+      >
+        {model.targets.map(t => (
+          <option key={t.name} value={t.name} data-spec={t.spec}>
+            {t.name === t.spec ? t.name : `${t.name} — ${t.spec}`}
+          </option>
+        ))}
+        <option value={OTHER_TARGET}>{trans.__('Other…')}</option>
+      </select>
+      {config === null && (
+        <input
+          className="jp-mod-styled jp-PublishDialog-target"
+          value={model.otherTarget}
+          spellCheck={false}
+          aria-label={trans.__('Target spec')}
+          placeholder={trans.__('local, dir:/path, http://host:port')}
+          title={trans.__(
+            'local (the embedded function server), dir:/path, or http://host:port'
+          )}
+          onChange={e => edit(() => (model.otherTarget = e.target.value))}
+          onBlur={() =>
+            void model.loadCapabilities().then(changed => changed && onChange())
+          }
+        />
+      )}
+      {config && (config.tokenEnv || config.tokenFile) && (
+        <span className="jp-PublishDialog-targetNote">
+          {config.tokenEnv
+            ? trans.__('Token: read by the kernel from $%1', config.tokenEnv)
+            : trans.__(
+                'Token: read by the kernel from %1',
+                config.tokenFile ?? ''
+              )}
+        </span>
+      )}
+    </div>
+  );
+}
+
+const PICKER_ID = 'jp-PublishDialog-targetPicker';
+
+/**
+ * Replicas and CPUs, for a target that declares the `scale` capability; absent for targets that
+ * run one copy. A refusal (`invalid_scale`) shows under the input its `details.field` names.
+ */
+function ScaleSection({
+  model,
+  trans,
+  onChange
+}: IFormProps): JSX.Element | null {
+  if (!model.canScale) {
+    return null;
+  }
+  const fields = SCALE_MODE_FIELDS[model.scaleMode];
+  const labels: { [field in ScaleField]: string } = {
+    replicas: trans.__('Replicas'),
+    min_replicas: trans.__('Min replicas'),
+    max_replicas: trans.__('Max replicas'),
+    target_ongoing_requests: trans.__('Ongoing requests per replica'),
+    cpus: trans.__('CPUs per replica')
+  };
+  const placeholders: { [field in ScaleField]: string } = {
+    replicas: '1',
+    min_replicas: '1',
+    max_replicas: '4',
+    target_ongoing_requests: '2',
+    cpus: '1'
+  };
+  const edit = (apply: () => void) => {
+    apply();
+    model.edited('scale');
+    onChange();
+  };
+  const failedAt = model.scaleFailureAt;
+  return (
+    <fieldset className="jp-PublishDialog-scale" data-mode={model.scaleMode}>
+      <legend>{trans.__('Scale')}</legend>
+      <div className="jp-PublishDialog-scaleModes" role="radiogroup">
+        {(['fixed', 'autoscale'] as const).map(mode => (
+          <label key={mode} className="jp-PublishDialog-check">
+            <input
+              type="radio"
+              name="jp-PublishDialog-scaleMode"
+              className={`jp-PublishDialog-scaleMode-${mode}`}
+              checked={model.scaleMode === mode}
+              onChange={() => edit(() => (model.scaleMode = mode))}
+            />
+            <span>
+              {mode === 'fixed'
+                ? trans.__('Fixed replicas')
+                : trans.__('Autoscaling')}
+            </span>
+          </label>
+        ))}
+      </div>
+      <div className="jp-PublishDialog-scaleInputs">
+        {fields.map(field => (
+          <label
+            key={field}
+            className="jp-PublishDialog-field jp-PublishDialog-scaleField"
+          >
+            <span>{labels[field]}</span>
+            <input
+              type="number"
+              min={field === 'min_replicas' ? 0 : field === 'cpus' ? 0.1 : 1}
+              step={
+                field === 'cpus' || field === 'target_ongoing_requests'
+                  ? 'any'
+                  : 1
+              }
+              className={`jp-mod-styled jp-PublishDialog-scaleInput${failedAt === field ? ' jp-mod-invalid' : ''}`}
+              data-field={field}
+              aria-invalid={failedAt === field}
+              value={model.scaleInputs[field]}
+              placeholder={placeholders[field]}
+              onChange={e =>
+                edit(() => (model.scaleInputs[field] = e.target.value))
+              }
+            />
+            {failedAt === field && (
+              <Failure model={model} field="scale" trans={trans} />
+            )}
+          </label>
+        ))}
+      </div>
+      {model.errors.scale && (
+        <span className="jp-PublishDialog-error">{model.errors.scale}</span>
+      )}
+    </fieldset>
   );
 }
 

@@ -11,9 +11,10 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { KernelConnection, ConnectionRegistry } from '../kernel/connection';
 import { PublishError } from '../kernel/errors';
 import { IDeployment, IFunctionInfo, IPublishParams } from '../protocol';
+import { IDeploymentTargets } from '../tokens';
 import { IPublishRunner, PublishDialog } from './dialog';
 import { showPublishError } from './errors';
-import { PublishFormModel } from './model';
+import { ITargetChoice, PublishFormModel } from './model';
 import { DeploymentResultBody } from './result';
 
 export { stageLabel } from './stages';
@@ -32,6 +33,10 @@ export interface IFlowOptions {
   settings: IPublishSettings;
   /** Requests in flight, so an interrupt can cancel them. */
   inFlight: InFlightRequests;
+  /** The configured targets the dialog's picker offers, when the Deployments plugin runs. */
+  targets?: IDeploymentTargets | null;
+  /** The target last chosen in each notebook (by path); the dialog records its choice here. */
+  lastTargets?: Map<string, ITargetChoice>;
 }
 
 /** Publish requests running now, by kernel, so "interrupt kernel" also cancels them. */
@@ -95,18 +100,27 @@ async function runFlow(options: IFlowOptions): Promise<IDeployment | null> {
   const analysis = await withWaitNotice(kernel.status, trans, () =>
     connection.request('analyze', { function: fn.name }, { timeout })
   );
+  const targets = options.targets;
   const model = new PublishFormModel(
     analysis,
     {
       functionName: fn.name,
       notebookPath: panel.context.path,
       cellId: cell.model.id,
-      defaultTarget: options.settings.defaultTarget
+      defaultTarget: options.settings.defaultTarget,
+      targets: targets?.targets,
+      lastTarget: options.lastTargets?.get(panel.context.path) ?? null,
+      describeTarget: targets ? spec => targets.capabilities(spec) : undefined
     },
     trans,
     texts => connection.request('check_requirements', { texts }, { timeout })
   );
-  const deployment = await publishInDialog(model, options, connection, timeout);
+  let deployment: IDeployment | null;
+  try {
+    deployment = await publishInDialog(model, options, connection, timeout);
+  } finally {
+    options.lastTargets?.set(panel.context.path, model.targetChoice);
+  }
   if (deployment) {
     Notification.success(
       trans.__(

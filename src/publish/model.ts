@@ -10,9 +10,10 @@ import {
   IProgress,
   IPublishParams,
   IRequirement,
+  IScale,
   STAGES
 } from '../protocol';
-import { TRANSLATION_DOMAIN } from '../tokens';
+import { ITargetConfig, TRANSLATION_DOMAIN } from '../tokens';
 
 /** Endpoint names become URL segments and directory names on every target (same rule as the kernel). */
 export const ENDPOINT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -111,7 +112,53 @@ export function missingRequirement(error: unknown): IMissingRequirement | null {
 
 /** The part of the dialog a failed publish concerns: its message shows next to that field. */
 export type FailureField =
-  'name' | 'requirements' | 'sample' | 'target' | 'analysis' | 'general';
+  | 'name'
+  | 'requirements'
+  | 'sample'
+  | 'target'
+  | 'scale'
+  | 'analysis'
+  | 'general';
+
+/** The scale settings, as `Scale.to_dict()` names them (jupyterlab_publish/targets/scale.py). */
+export const SCALE_FIELDS = [
+  'replicas',
+  'min_replicas',
+  'max_replicas',
+  'target_ongoing_requests',
+  'cpus'
+] as const;
+export type ScaleField = (typeof SCALE_FIELDS)[number];
+
+/** The fields each scale mode shows and sends; CPUs per replica go with both. */
+export const SCALE_MODE_FIELDS: {
+  [mode in 'fixed' | 'autoscale']: ReadonlyArray<ScaleField>;
+} = {
+  fixed: ['replicas', 'cpus'],
+  autoscale: ['min_replicas', 'max_replicas', 'target_ongoing_requests', 'cpus']
+};
+
+/** The target picked in the dialog: a configured one by name, or "Other…" with a typed spec. */
+export interface ITargetChoice {
+  /** A configured target's name; null for "Other…". */
+  name: string | null;
+  spec: string;
+}
+
+/** What the dialog is opened for: the function, where it came from, and the targets to offer. */
+export interface IPublishContext {
+  functionName: string;
+  notebookPath: string | null;
+  cellId: string | null;
+  /** The spec the settings name as the default (`defaultTarget` of the Publish settings). */
+  defaultTarget: string;
+  /** The configured targets (Deployments settings), offered by the picker in this order. */
+  targets?: ReadonlyArray<ITargetConfig>;
+  /** The choice made last time in this notebook, preferred over the default while it exists. */
+  lastTarget?: ITargetChoice | null;
+  /** What a target can do (the server extension's description); the Scale section needs `scale`. */
+  describeTarget?: (spec: string) => Promise<ReadonlyArray<string> | null>;
+}
 
 /** What the user can do about a failure, offered as a button next to its message. */
 export type FixKind =
@@ -133,6 +180,8 @@ export interface IPublishFailure {
   fixes: IFix[];
   /** Cancelled: not an error, said as an outcome. */
   cancelled: boolean;
+  /** The error's `details.field` (e.g. the scale setting `max_replicas`), when it names one. */
+  detail: string | null;
 }
 
 /** Where a publish is: shown as the dialog's progress bar. */
@@ -187,7 +236,10 @@ export function failureField(error: PublishError): FailureField {
     case 'target_unreachable':
     case 'target_error':
     case 'unauthorized':
+    case 'insecure_target':
       return 'target';
+    case 'invalid_scale':
+      return 'scale';
     case 'unpicklable':
     case 'not_defined':
       return 'analysis';
@@ -203,12 +255,7 @@ export function failureField(error: PublishError): FailureField {
 export class PublishFormModel {
   constructor(
     readonly analysis: IAnalysis,
-    readonly context: {
-      functionName: string;
-      notebookPath: string | null;
-      cellId: string | null;
-      defaultTarget: string;
-    },
+    readonly context: IPublishContext,
     private readonly _trans: TranslationBundle = nullTranslator.load(
       TRANSLATION_DOMAIN
     ),
@@ -217,7 +264,13 @@ export class PublishFormModel {
     private readonly _check: RequirementChecker | null = null
   ) {
     this.name = analysis.suggested_name;
-    this.target = context.defaultTarget;
+    this.targets = context.targets ?? [];
+    const last = context.lastTarget;
+    if (last?.name && this.targets.some(t => t.name === last.name)) {
+      this.pickTarget(last.name);
+    } else {
+      this.target = last && !last.name ? last.spec : context.defaultTarget;
+    }
     this.requirements = analysis.requirements.map(r => ({
       ...r,
       added: false
@@ -225,7 +278,22 @@ export class PublishFormModel {
   }
 
   name: string;
-  target: string;
+  /** The configured targets the picker offers (may be empty: then only "Other…"). */
+  readonly targets: ReadonlyArray<ITargetConfig>;
+  /** The picked configured target's name; null when "Other…" is picked. */
+  targetName: string | null = null;
+  /** The spec typed under "Other…" (kept while another target is picked). */
+  otherTarget = '';
+  /** How the replicas are given, when the target scales. */
+  scaleMode: 'fixed' | 'autoscale' = 'fixed';
+  /** The scale inputs as typed (kept across mode switches and failures). */
+  scaleInputs: { [field in ScaleField]: string } = {
+    replicas: '',
+    min_replicas: '',
+    max_replicas: '',
+    target_ongoing_requests: '',
+    cpus: ''
+  };
   validator: string | null = null;
   sampleText = '';
   /** Callable without the function's key (function-server targets; others ignore it). */
@@ -238,6 +306,77 @@ export class PublishFormModel {
 
   get publishing(): boolean {
     return this.progress !== null;
+  }
+
+  /** The spec to publish to: the picked target's, or the one typed under "Other…". */
+  get target(): string {
+    return this.targetConfig?.spec ?? this.otherTarget.trim();
+  }
+
+  /** Choose by spec: the first configured target with that spec, else "Other…" with it typed. */
+  set target(spec: string) {
+    const configured = this.targets.find(t => t.spec === spec.trim());
+    if (configured) {
+      this.targetName = configured.name;
+    } else {
+      this.targetName = null;
+      this.otherTarget = spec;
+    }
+  }
+
+  /** The picked configured target (with where its token is), or null for "Other…". */
+  get targetConfig(): ITargetConfig | null {
+    return this.targets.find(t => t.name === this.targetName) ?? null;
+  }
+
+  /** What the next dialog in this notebook starts from. */
+  get targetChoice(): ITargetChoice {
+    return { name: this.targetConfig?.name ?? null, spec: this.target };
+  }
+
+  /** Pick a configured target by name, or "Other…" with null. */
+  pickTarget(name: string | null): void {
+    this.targetName =
+      name !== null && this.targets.some(t => t.name === name) ? name : null;
+  }
+
+  /**
+   * Ask what the current target can do, once per spec; resolves true when that changed what the
+   * dialog shows (the Scale section appears for a target with the `scale` capability).
+   */
+  async loadCapabilities(): Promise<boolean> {
+    const spec = this.target;
+    const describe = this.context.describeTarget;
+    if (!describe || !spec || this._capabilities.has(spec)) {
+      return false;
+    }
+    this._capabilities.set(spec, null); // asked: one request per spec
+    let capabilities: ReadonlyArray<string> | null = null;
+    try {
+      capabilities = await describe(spec);
+    } catch {
+      capabilities = null; // unknown: the section stays hidden; the kernel still checks scale
+    }
+    this._capabilities.set(spec, capabilities);
+    return capabilities !== null && spec === this.target;
+  }
+
+  /** The current target takes scale settings (it declares the `scale` capability). */
+  get canScale(): boolean {
+    return this._capabilities.get(this.target)?.includes('scale') ?? false;
+  }
+
+  /** Where a scale failure shows: under the input its `details.field` names when that input is
+   * shown, else at the top of the Scale section (or by the target when the section is hidden). */
+  get scaleFailureAt(): ScaleField | 'section' | null {
+    const failure = this.failure;
+    if (!failure || failure.field !== 'scale') {
+      return null;
+    }
+    const shown = this.canScale ? SCALE_MODE_FIELDS[this.scaleMode] : [];
+    return shown.includes(failure.detail as ScaleField)
+      ? (failure.detail as ScaleField)
+      : 'section';
   }
 
   /** Publish was clicked: show the bar from its first stage. */
@@ -282,7 +421,11 @@ export class PublishFormModel {
       hint: cancelled ? '' : err.hint,
       log,
       fixes: cancelled ? [] : this._fixes(err, params),
-      cancelled
+      cancelled,
+      detail:
+        typeof err.details?.field === 'string'
+          ? (err.details.field as string)
+          : null
     };
     if (err.code === 'missing_requirement') {
       this._missing = missingRequirement(err);
@@ -510,6 +653,10 @@ export class PublishFormModel {
     if (sample.error) {
       errors.sample = sample.error;
     }
+    const scale = this._parseScale();
+    if (scale.error) {
+      errors.scale = scale.error;
+    }
     // About values the function captured, not about this form: no edit here clears them.
     const blocking = this.analysis.errors ?? [];
     if (blocking.length) {
@@ -528,10 +675,16 @@ export class PublishFormModel {
 
   /** The publish request parameters; call only when `isValid`. */
   toParams(newVersion = false): IPublishParams {
+    const config = this.targetConfig;
+    const scale = this._parseScale().value;
     return {
       function: this.context.functionName,
       name: this.name,
       target: this.target || null,
+      // Where the kernel reads the token; never the token (the settings never hold it).
+      ...(config?.tokenEnv ? { token_env: config.tokenEnv } : {}),
+      ...(config?.tokenFile ? { token_file: config.tokenFile } : {}),
+      ...(scale ? { scale } : {}),
       requirements: this.requirements.map(row => ({
         requirement: requirementText(row),
         why: row.why
@@ -573,6 +726,38 @@ export class PublishFormModel {
     return { value: value as IPublishParams['sample'] };
   }
 
+  /**
+   * The scale to send: only for a target that scales, only the current mode's fields, only those
+   * given. The target checks ranges and contradictions (one rule, the kernel's); here only that
+   * each is a number, so a typo never travels as a string.
+   */
+  private _parseScale(): { value: IScale | null; error?: string } {
+    if (!this.canScale) {
+      return { value: null };
+    }
+    const value: IScale = {};
+    for (const field of SCALE_MODE_FIELDS[this.scaleMode]) {
+      const text = this.scaleInputs[field].trim();
+      if (!text) {
+        continue;
+      }
+      const number = Number(text);
+      if (!Number.isFinite(number)) {
+        return {
+          value: null,
+          error: this._trans.__('%1 must be a number, not "%2".', field, text)
+        };
+      }
+      value[field] = number;
+    }
+    return { value: Object.keys(value).length ? value : null };
+  }
+
+  /** Spec → its capabilities (null: asked, or unknown). */
+  private readonly _capabilities = new Map<
+    string,
+    ReadonlyArray<string> | null
+  >();
   /** Canonical name → the kernel's reason for refusing that row. */
   private _requirementErrors = new Map<string, string>();
   /** The parameters of the publish that failed last. */

@@ -4,8 +4,9 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ConnectionRegistry } from '../kernel/connection';
 import { IDeployment } from '../protocol';
-import { IPublisher } from '../tokens';
+import { IDeploymentTargets, IPublisher } from '../tokens';
 import { InFlightRequests, IPublishSettings, publishFromCell } from './flow';
+import { ITargetChoice } from './model';
 
 /** The IPublisher the plugin provides: one kernel connection per kernel, shared by every publish. */
 export class Publisher implements IPublisher {
@@ -33,12 +34,18 @@ export class Publisher implements IPublisher {
       connections: this._connections,
       trans: this._trans,
       settings: this._settings(),
-      inFlight: this._inFlight
+      inFlight: this._inFlight,
+      targets: this._targets,
+      lastTargets: this._lastTargets
     });
     if (deployment) {
       this._deploymentLive.emit(deployment);
     }
     return deployment;
+  }
+
+  useTargets(targets: IDeploymentTargets): void {
+    this._targets = targets;
   }
 
   /** A kernel was interrupted: cancel the publishes running in it. */
@@ -48,5 +55,8 @@ export class Publisher implements IPublisher {
 
   private readonly _connections = new ConnectionRegistry(this._trans);
   private readonly _inFlight = new InFlightRequests();
+  private _targets: IDeploymentTargets | null = null;
+  /** The target last chosen in each notebook's dialog (by path), offered first next time. */
+  private readonly _lastTargets = new Map<string, ITargetChoice>();
   private readonly _deploymentLive = new Signal<IPublisher, IDeployment>(this);
 }
