@@ -438,8 +438,12 @@ def _refuse_known_secrets(manifest: dict, config: dict, secrets: Iterable[str]) 
 
 
 def _yaml_dumper():
-    # PyYAML only where YAML is written: the kernel imports this package and stays lean.
-    import yaml
+    try:
+        # PyYAML only where YAML is written: the kernel imports this package and stays lean.
+        import yaml
+    except ImportError:
+        raise PublishError("unsupported", "writing a RayService manifest needs PyYAML, which is not installed",
+                           "pip install 'jupyterlab-publish[ray]' (or just pyyaml)") from None
 
     class Dumper(yaml.SafeDumper):
         pass
