@@ -4,6 +4,10 @@
     jupyter publish serve [--host 127.0.0.1] [--port N] [--state-dir D] [--processes N] ...
     jupyter publish list | show NAME | versions NAME | rollback NAME [--to N] | delete NAME
                     | logs NAME [--version N] [--lines N]          [--target SPEC] [--json]
+    jupyter publish export NAME --format rayservice --target ray+http://... [-o FILE]
+
+Scale (a target that scales, ``ray+http://...``): ``--replicas N``, or ``--min-replicas``/
+``--max-replicas``/``--target-ongoing-requests`` to autoscale, and ``--cpus`` per replica.
 
 ``notebook`` runs the notebook in a real kernel (so the function closes over the same objects as
 in JupyterLab) and calls ``jupyterlab_publish.publish`` there, exactly as the button does.
@@ -27,6 +31,9 @@ from .state.paths import TOKEN_FILE, default_state_dir, read_server_info
 from .targets import Deployment, FunctionServerTarget, Target, get_target
 from .targets.http import TOKEN_ENV
 from .targets.local import LocalTarget
+from .targets.ray import RayTarget
+from .targets.rayservice import dump_manifest, rayservice_manifest
+from .targets.scale import Scale
 
 # The line the kernel prints with the outcome; everything else the notebook prints is passed on.
 _RESULT_MARK = "__jupyterlab_publish_result__ "
@@ -59,12 +66,20 @@ def _parser() -> argparse.ArgumentParser:
                     help="replace the analysed requirements (repeat for several)")
     nb.add_argument("--accept-hints", action="store_true",
                     help="also declare the plugin engines the analysis suggests (pandas' parquet engine...)")
-    nb.add_argument("--target", help="local (default), dir:/path or http://host:port")
+    nb.add_argument("--target", help="local (default), dir:/path, http://host:port or "
+                                     "ray+http://host:8265?store=URL (a Ray cluster's Serve)")
     nb.add_argument("--new-version", action="store_true", help="publish a new version of an existing endpoint")
     nb.add_argument("--public", action="store_true", help="let anyone call it without its key")
     nb.add_argument("--kernel", default="python3", help="kernel to run the notebook in (default: %(default)s)")
     nb.add_argument("--timeout", type=int, default=600, help="seconds each cell may run (default: %(default)s)")
     nb.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    scale = nb.add_argument_group("scale (targets that scale: ray)")
+    scale.add_argument("--replicas", type=int, metavar="N", help="run N copies of the function")
+    scale.add_argument("--min-replicas", type=int, metavar="N", help="autoscale from N replicas")
+    scale.add_argument("--max-replicas", type=int, metavar="N", help="autoscale up to N replicas")
+    scale.add_argument("--target-ongoing-requests", type=float, metavar="X",
+                       help="autoscale to keep about X requests in progress per replica")
+    scale.add_argument("--cpus", type=float, metavar="X", help="CPUs each replica reserves (e.g. 0.5)")
     nb.set_defaults(run=_publish_notebook)
 
     # Standard library only, cheap for --help; the functions package (starlette...) stays unloaded.
@@ -79,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         if named:
             command.add_argument("name", help="the function's endpoint name")
         command.add_argument("--target", help="local (default: the local function server, started if needed), "
-                                              "dir:/path or a function server's URL")
+                                              "dir:/path, a function server's URL or ray+http://host:8265?store=URL")
         if json_flag:
             command.add_argument("--json", action="store_true", help="print the answer as JSON")
         command.set_defaults(run=runner)
@@ -95,7 +110,23 @@ def _parser() -> argparse.ArgumentParser:
     logs = managing("logs", "print the end of a version's worker log", _logs, json_flag=False)
     logs.add_argument("--version", type=int, metavar="N", help="which version (default: the live one)")
     logs.add_argument("--lines", type=int, default=200, metavar="N", help="how many lines (default: %(default)s)")
+    export = managing("export", "write a deployment manifest of a function as it runs now", _export,
+                      json_flag=False)
+    export.add_argument("--format", required=True, choices=["rayservice"],
+                        help="rayservice: a KubeRay RayService serving the same Serve config (ray targets)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: standard output)")
+    export.add_argument("--image", help="the container image of the Ray pods (it must hold jupyterlab-publish)")
+    export.add_argument("--namespace", help="the Kubernetes namespace of the RayService")
     return parser
+
+
+_SCALE_FLAGS = ("replicas", "min_replicas", "max_replicas", "target_ongoing_requests", "cpus")
+
+
+def _scale_of(options: argparse.Namespace) -> Optional[dict]:
+    """The scale flags that were given, as ``publish(scale=...)`` takes them (checked there)."""
+    given = {flag: getattr(options, flag) for flag in _SCALE_FLAGS if getattr(options, flag, None) is not None}
+    return given or None
 
 
 def _publish_notebook(options: argparse.Namespace) -> int:
@@ -148,6 +179,7 @@ def _publish_code(options: argparse.Namespace, notebook_path: str) -> str:
         "public": options.public,
         "accept_hints": options.accept_hints,
         "provenance": {"notebook": notebook_path},
+        "scale": _scale_of(options),
     }
     return "\n".join(
         [
@@ -248,6 +280,10 @@ def _show(options: argparse.Namespace) -> int:
     print(f"live version: {'none (nothing serves it)' if info.live_version is None else info.live_version}")
     if info.public is not None:
         print("key: none (public)" if info.public else f"key: {info.key}")
+    if info.scale is not None:
+        print(f"scale: {Scale.from_dict(info.scale).describe()}")
+    if info.status is not None:
+        print(f"status: {info.status}")
     if info.live_version is not None:
         deployment = Deployment(info.name, info.live_version, info.url, target.kind, key=info.key)
         print(f"call it: {deployment.curl()}")
@@ -291,6 +327,27 @@ def _delete(options: argparse.Namespace) -> int:
 def _logs(options: argparse.Namespace) -> int:
     answer = _management_target(options).logs(options.name, options.version, options.lines)
     sys.stdout.write(answer.log + ("\n" if answer.log else ""))
+    return 0
+
+
+def _export(options: argparse.Namespace) -> int:
+    """The function's Serve config, as the ray target runs it, as a KubeRay RayService manifest."""
+    target = _management_target(options)
+    if not isinstance(target, RayTarget):
+        raise PublishError("unsupported", f"--format rayservice exports what a ray target runs; {target.spec()} is "
+                           f"a {target.kind} target", "give --target ray+http://HOST:8265?store=...")
+    config = target.serve_config([options.name])
+    key = target.show(options.name).key
+    manifest = rayservice_manifest(
+        config, name=options.name, image=options.image, namespace=options.namespace,
+        secrets=[secret for secret in (target.token, key) if secret], store_endpoint=target.store_endpoint)
+    text = dump_manifest(manifest)
+    if options.output:
+        with open(options.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"Wrote the RayService {options.name} to {options.output}.", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

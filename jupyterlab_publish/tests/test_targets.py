@@ -92,7 +92,7 @@ def test_unknown_specs_raise_unknown_target_with_the_forms(spec):
 
 def test_available_targets_lists_each_builtin_once():
     kinds = [entry["kind"] for entry in available_targets()]
-    assert sorted(kinds) == ["dir", "http", "local"]
+    assert sorted(kinds) == ["dir", "http", "local", "ray"]
     defaults = [entry["kind"] for entry in available_targets() if entry["default"]]
     assert defaults == ["local"]
     assert all(entry["label"] and entry["spec"] for entry in available_targets())
@@ -250,8 +250,10 @@ def test_each_target_declares_its_management_verbs(tmp_path):
     assert get_target("local").describe()["capabilities"] == every
     assert get_target("http://127.0.0.1:9", token="t").describe()["capabilities"] == every
     assert get_target(f"dir:{tmp_path}").describe()["capabilities"] == ["list", "show", "versions", "delete"]
+    ray = ["list", "show", "versions", "rollback", "delete", "logs", "call", "docs", "scale"]
+    assert get_target("ray+http://127.0.0.1:9?store=file:///tmp/x").describe()["capabilities"] == ray
     by_kind = {entry["kind"]: entry["capabilities"] for entry in available_targets()}
-    assert by_kind == {"local": every, "http": every, "dir": ["list", "show", "versions", "delete"]}
+    assert by_kind == {"local": every, "http": every, "dir": ["list", "show", "versions", "delete"], "ray": ray}
 
 
 @pytest.mark.parametrize("verb, args", [("rollback", ("add-one",)), ("logs", ("add-one",))])
@@ -262,7 +264,7 @@ def test_a_verb_a_target_lacks_is_unsupported_and_names_the_targets_that_have_it
         getattr(target, verb)(*args)
     assert caught.value.code == "unsupported"
     assert f"has no '{verb}'" in caught.value.message and str(tmp_path) in caught.value.message
-    assert caught.value.hint == f"'{verb}' is available on these targets: local, http"
+    assert caught.value.hint == f"'{verb}' is available on these targets: local, http, ray"
     assert caught.value.details == {"verb": verb, "kind": "dir"}
 
 
