@@ -8,6 +8,7 @@ validation that quietly accepts everything cannot pass here.
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -512,3 +513,10 @@ def test_the_config_the_ray_target_builds_for_a_real_bundle_exports_and_validate
     assert (workers["minReplicas"], workers["maxReplicas"]) == (1, 4)
     schema = pytest.importorskip("ray.serve.schema", reason="ray[serve] is a test dependency on Python >= 3.10")
     schema.ServeDeploySchema.model_validate(parsed)
+
+
+def test_without_pyyaml_the_export_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # what `import yaml` meets when PyYAML is absent
+    with pytest.raises(PublishError) as caught:
+        rayservice_manifest(serve_config(), name="predict-price")
+    assert caught.value.code == "unsupported" and "jupyterlab-publish[ray]" in caught.value.hint
