@@ -520,3 +520,42 @@ def test_without_pyyaml_the_export_says_what_to_install(monkeypatch):
     with pytest.raises(PublishError) as caught:
         rayservice_manifest(serve_config(), name="predict-price")
     assert caught.value.code == "unsupported" and "jupyterlab-publish[ray]" in caught.value.hint
+
+
+def _kuberay_objections(manifest: dict) -> list:
+    """The checks KubeRay's operator makes beyond the CRD schema (ray-operator/controllers/ray/utils/
+    validation.go, v1.7.0) that this export could trip over, restated."""
+    found = []
+    cluster = manifest["spec"]["rayClusterConfig"]
+    if cluster.get("authOptions", {}).get("mode") == "token":
+        major, minor = (int(part) for part in cluster.get("rayVersion", "0.0").split(".")[:2])
+        if (major, minor) < (2, 52):
+            found.append("token auth needs rayVersion >= 2.52.0")
+    autoscaling = bool(cluster.get("enableInTreeAutoscaling"))
+    for group in [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]:
+        if not group["template"]["spec"].get("containers"):
+            found.append("a group without containers")
+        if group.get("resources") and any(group.get("rayStartParams", {}).get(k) for k in ("num-cpus", "memory")):
+            found.append("resources both in rayStartParams and the group's resources")
+    for group in cluster.get("workerGroupSpecs", []):
+        low, high = group.get("minReplicas"), group.get("maxReplicas")
+        if not autoscaling and (low is None or high is None):
+            found.append(f"{group['groupName']}: minReplicas and maxReplicas must be set without autoscaling")
+        if low is not None and high is not None and not low <= group.get("replicas", low) <= high:
+            found.append(f"{group['groupName']}: replicas outside minReplicas..maxReplicas")
+    if cluster["headGroupSpec"].get("headService", {}).get("metadata", {}).get("name"):
+        found.append("a RayService may not name its head Service")
+    return found
+
+
+@pytest.mark.parametrize(("worker_cpus", "apps"), [(0.5, slice(0, 1)), (1, slice(None)), (2, slice(1, 2)),
+                                                  (8, slice(None))])
+def test_the_manifest_meets_kuberays_own_checks(worker_cpus, apps, manifest):
+    config = serve_config()
+    config["applications"] = config["applications"][apps]
+    out = rayservice_manifest(config, name="predict-price", worker_cpus=worker_cpus)
+    assert _kuberay_objections(out) == []
+    assert _kuberay_objections(manifest) == []
+    broken = copy.deepcopy(out)
+    broken["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["minReplicas"] = 99
+    assert _kuberay_objections(broken)
