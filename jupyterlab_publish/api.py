@@ -181,22 +181,77 @@ def publish(
         )
         _refuse_oversized_bundle(fn, bundle)
         report_progress("bundling", 1.0, f"Bundle ready: {len(chosen)} requirements")
-        if preflight:
-            from .bundle.preflight import preflight as check_in_clean_environment  # (as above)
-
-            try:
-                check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
-            except PublishError as exc:
-                raise _with_hint_reason(exc, report.hints) from None
-        report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
-        # From here the target may switch traffic at any moment: a cancel can no longer promise that
-        # nothing changed, so it is no longer honoured (the kernel answers "too late" to it).
-        report_progress.committed = True  # type: ignore[attr-defined]
         # Only a target that declares "scale" takes the keyword (check_scale refused it elsewhere).
-        scaled = {} if scale.is_default else {"scale": scale}
-        deployment = deploy_target.push(bundle, report_progress, new_version=new_version, public=public, **scaled)
+        options = {"new_version": new_version, "public": public, **({} if scale.is_default else {"scale": scale})}
+        if preflight and deploy_target.gates_switch:
+            deployment = _push_during_preflight(deploy_target, bundle, report_progress, cancel, report.hints, options)
+        else:
+            if preflight:
+                from .bundle.preflight import preflight as check_in_clean_environment  # (as above)
+
+                try:
+                    check_in_clean_environment(bundle, progress=report_progress, cancel=cancel)
+                except PublishError as exc:
+                    raise _with_hint_reason(exc, report.hints) from None
+            report_progress("pushing", 0.0, f"Pushing to {deploy_target.describe()['label']}")
+            # From here the target may switch traffic at any moment: a cancel can no longer promise
+            # that nothing changed, so it is no longer honoured (the kernel answers "too late" to it).
+            report_progress.committed = True  # type: ignore[attr-defined]
+            deployment = deploy_target.push(bundle, report_progress, **options)
     report_progress("done", 1.0, deployment.url)
     return deployment
+
+
+def _push_during_preflight(deploy_target, bundle, report_progress, cancel, hints, options: dict):
+    """Run the pre-flight while the target uploads, starts and smoke-tests the version; switch
+    traffic only once both passed.
+
+    The two are the same kind of work (a fresh interpreter importing the function's libraries and
+    answering the sample) on different cores, so together they take about as long as the slower
+    one. The target holds the started version until ``gate`` returns; a failed pre-flight or a
+    cancel abandons it, so the live version never stops serving.
+    """
+    from .bundle.preflight import preflight as check_in_clean_environment  # lazily, as in publish()
+
+    failure: list = []
+
+    def check() -> None:
+        try:
+            # Its own progress stays quiet: the push reports, and two stages at once would flicker.
+            check_in_clean_environment(bundle, cancel=cancel)
+        except BaseException as exc:  # handed to the pushing thread, which raises it
+            failure.append(exc)
+
+    label = deploy_target.describe()["label"]
+    report_progress("preflight", 0.1, f"Checking in a clean environment while {label} starts the new version")
+    checking = threading.Thread(target=check, name="jupyterlab-publish-preflight", daemon=True)
+    checking.start()
+
+    def preflight_error():
+        checking.join()
+        if not failure:
+            return None
+        error = failure[0]
+        return _with_hint_reason(error, hints) if isinstance(error, PublishError) else error
+
+    def gate() -> None:
+        error = preflight_error()
+        if error is not None:
+            raise error
+        report_progress("smoke_test", 0.9, "passed the pre-flight check in a clean environment")
+        # From here the target switches traffic: a cancel can no longer promise that nothing changed.
+        report_progress.committed = True  # type: ignore[attr-defined]
+
+    report_progress("pushing", 0.0, f"Pushing to {label}")
+    try:
+        return deploy_target.push(bundle, report_progress, gate=gate, **options)
+    except PublishError as pushed:
+        # A function that fails on the target most likely fails the pre-flight too, whose error
+        # says more (which requirement is missing, and the fix): prefer it.
+        error = preflight_error() if not getattr(report_progress, "committed", False) else None
+        if error is not None and error is not pushed:
+            raise error from None
+        raise
 
 
 def _with_hint_reason(error: PublishError, hints) -> PublishError:

@@ -53,6 +53,8 @@ MAX_BUNDLE_BYTES = 2 * 1024**3
 DEFAULT_LOG_LINES = 200
 # Version numbers and line counts in a query: anything larger is a mistake, not a version.
 MAX_QUERY_NUMBER = 2**31 - 1
+# A staged version waits at most this long for its client's promote (publish with ?hold=SECONDS).
+MAX_HOLD_SECONDS = 900
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
@@ -187,6 +189,13 @@ def _flag(request: Request, name: str) -> bool:
     raise PublishError("bad_request", f"{name}={value!r} is not a boolean", f"write {name}=true or {name}=false")
 
 
+def _path_version(request: Request) -> int:
+    text = request.path_params["version"]
+    if not _WHOLE_NUMBER.fullmatch(text) or text.startswith("-") or len(text) > 10:
+        raise PublishError("bad_request", f"version {text[:40]!r} is not a version number", "e.g. .../versions/2")
+    return int(text)
+
+
 def _number(request: Request, name: str, default: Optional[int]) -> Optional[int]:
     value = request.query_params.get(name)
     if value is None or value == "":
@@ -249,9 +258,29 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
         public = _flag(request, "public")
         if service.store.function_exists(name) and not new_version:
             raise service.name_taken(name)  # answer before receiving a possibly large upload
+        hold = _number(request, "hold", None)
+        if hold is not None and not 1 <= hold <= MAX_HOLD_SECONDS:
+            raise PublishError("bad_request", f"hold={hold} is out of range",
+                               f"hold a staged version between 1 and {MAX_HOLD_SECONDS} seconds")
         async with _received_upload(request, service.layout.uploads) as archive:
-            answer = await service.publish(name, archive, new_version, _base_url(request), public=public)
+            answer = await service.publish(name, archive, new_version, _base_url(request), public=public, hold=hold)
+        # 202: staged and smoke-tested, waiting for promote; 201: live.
+        return JSONResponse(answer, status_code=202 if answer.get("staged") else 201)
+
+    @admin
+    async def promote(request: Request):
+        name = request.path_params["name"]
+        check_name(name)
+        answer = await service.promote(name, _path_version(request))
         return JSONResponse(answer, status_code=201)
+
+    @admin
+    async def abandon(request: Request):
+        name = request.path_params["name"]
+        check_name(name)
+        version = _path_version(request)
+        await service.abandon(name, version)
+        return JSONResponse({"abandoned": name, "version": version})
 
     @admin
     async def list_functions(request: Request):
@@ -392,6 +421,8 @@ def create_server_app(service: FunctionService, token: str, on_startup=None, on_
             Route("/api/functions/{name}", describe, methods=["GET"]),
             Route("/api/functions/{name}", delete, methods=["DELETE"]),
             Route("/api/functions/{name}/versions", publish, methods=["POST"]),
+            Route("/api/functions/{name}/versions/{version}/promote", promote, methods=["POST"]),
+            Route("/api/functions/{name}/versions/{version}", abandon, methods=["DELETE"]),
             Route("/api/functions/{name}/rollback", rollback, methods=["POST"]),
             Route("/api/functions/{name}/logs", logs, methods=["GET"]),
             Route("/functions/{name}", invoke, methods=["POST"]),

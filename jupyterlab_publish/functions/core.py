@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -72,6 +73,20 @@ def _remove_tree(path: Path) -> None:
         pass
 
 
+@dataclasses.dataclass
+class _Staged:
+    """A version that passed its smoke test, before (or while held from) going live."""
+
+    version: int
+    version_dir: Path
+    pool: WorkerPool
+    key: str
+    public: bool
+    smoke: str
+    base_url: str
+    expiry: Optional[asyncio.TimerHandle] = None
+
+
 class FunctionService:
     def __init__(self, layout: Layout, resolver: Optional[EnvironmentResolver] = None,
                  start_timeout: float = DEFAULT_START_TIMEOUT, *, settings: Optional[ServingSettings] = None,
@@ -88,6 +103,8 @@ class FunctionService:
         self.workers: dict = {}  # name -> WorkerPool of the live version
         self.counters: dict = {"publishes": 0, "worker_restarts": 0}
         self._publish_locks = collections.defaultdict(asyncio.Lock)
+        self._retiring = collections.defaultdict(set)  # name -> tasks stopping replaced workers (_retire)
+        self._held: dict = {}  # name -> _Staged: smoke-tested, waiting for promote (publish(hold=...))
         self._worker_locks = collections.defaultdict(asyncio.Lock)
         self._restore_task: Optional[asyncio.Task] = None
 
@@ -109,7 +126,10 @@ class FunctionService:
         if self._restore_task is not None:
             self._restore_task.cancel()
             await asyncio.gather(self._restore_task, return_exceptions=True)
-        await asyncio.gather(*(pool.stop() for pool in self.workers.values()), return_exceptions=True)
+        for name, held in list(self._held.items()):  # a held version never went live: drop it
+            await asyncio.gather(self.abandon(name, held.version), return_exceptions=True)
+        retiring = [task for tasks in self._retiring.values() for task in tasks]
+        await asyncio.gather(*(pool.stop() for pool in self.workers.values()), *retiring, return_exceptions=True)
         self.workers.clear()
         if self.client is not None:
             await self.client.aclose()
@@ -219,11 +239,22 @@ class FunctionService:
 
     # -- publishing ------------------------------------------------------------------------------
 
-    async def publish(self, name: str, archive: Path, new_version: bool, base_url: str, public: bool = False) -> dict:
+    async def publish(self, name: str, archive: Path, new_version: bool, base_url: str, public: bool = False,
+                      hold: Optional[float] = None) -> dict:
+        """Stage, smoke-test and switch to a new version; answer what is live.
+
+        With ``hold`` (seconds) the staged, smoke-tested version is kept running without taking
+        traffic until ``promote`` (or ``abandon``) is asked for it, or ``hold`` runs out, which
+        abandons it. A client uses this to run its own check (the kernel's pre-flight) while the
+        server starts the version, instead of one after the other. Meanwhile the name's publish
+        lock stays taken, so another publish of the same name waits.
+        """
         check_name(name)
         # Before anything else: a bundle made for another name must not go live under this one.
         _check_bundle_name(name, await asyncio.to_thread(manifest_name, archive))
-        async with self._publish_locks[name]:
+        lock = self._publish_locks[name]
+        await lock.acquire()
+        try:
             if self.store.function_exists(name) and not new_version:
                 raise self.name_taken(name)
             key = self._function_key(name)
@@ -235,28 +266,96 @@ class FunctionService:
                 version_dir.mkdir(parents=True, mode=0o700)
                 pool, smoke = await self._stage(name, version, version_dir, archive,
                                                 keys_sha256=self._accepted_keys(key, public))
-                async with self._worker_locks[name]:
-                    self.store.promote(name, version, key=key, public=public)
-                    previous = self.workers.get(name)
-                    self.workers[name] = pool
             except BaseException:
-                # Nothing of the failed version may remain: its workers, its files, its row.
-                if pool is not None:
-                    await pool.stop()
-                _remove_tree(version_dir)
-                self.store.remove_version(name, version)
+                await self._discard(name, version, version_dir, pool)
                 raise
-            if previous is not None:
-                await previous.stop()
-            self.counters["publishes"] += 1
+            staged = _Staged(version, version_dir, pool, key, public, smoke, base_url)
+            if hold is not None:
+                staged.expiry = asyncio.get_running_loop().call_later(
+                    hold, lambda: asyncio.ensure_future(self._expire(name, version)))
+                self._held[name] = staged
+                return {**self._published(name, staged), "staged": True, "hold_seconds": hold}
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            return await self._switch_to(name, staged)
+        finally:
+            lock.release()
+
+    async def promote(self, name: str, version: int) -> dict:
+        """Switch traffic to the version ``publish(hold=...)`` staged; ``not_found`` if it is not held."""
+        staged = self._take_held(name, version)
+        try:
+            return await self._switch_to(name, staged)
+        finally:
+            self._publish_locks[name].release()
+
+    async def abandon(self, name: str, version: int) -> None:
+        """Stop and remove a held version; the live one never stopped serving."""
+        staged = self._take_held(name, version)
+        try:
+            await self._discard(name, version, staged.version_dir, staged.pool)
+        finally:
+            self._publish_locks[name].release()
+
+    async def _expire(self, name: str, version: int) -> None:
+        held = self._held.get(name)
+        if held is not None and held.version == version:
+            log.warning("%s v%d was staged but neither promoted nor abandoned in time: abandoning it", name, version)
+            await self.abandon(name, version)
+
+    def _take_held(self, name: str, version: int) -> "_Staged":
+        held = self._held.get(name)
+        if held is None or held.version != version:
+            raise PublishError("not_found", f"{name} has no staged version {version} waiting to go live",
+                               "it went live, was abandoned, or its hold ran out: publish again",
+                               {"name": name, "version": version})
+        del self._held[name]
+        if held.expiry is not None:
+            held.expiry.cancel()
+        return held
+
+    async def _switch_to(self, name: str, staged: "_Staged") -> dict:
+        async with self._worker_locks[name]:
+            self.store.promote(name, staged.version, key=staged.key, public=staged.public)
+            previous = self.workers.get(name)
+            self.workers[name] = staged.pool
+        if previous is not None:
+            self._retire(name, previous)
+        self.counters["publishes"] += 1
+        return self._published(name, staged)
+
+    def _retire(self, name: str, pool: WorkerPool) -> None:
+        """Stop a replaced version's workers without keeping the caller waiting: they drain their
+        calls in progress (up to --drain-timeout) while the new version already takes traffic."""
+        task = asyncio.create_task(pool.stop())
+        retiring = self._retiring[name]
+        retiring.add(task)
+        task.add_done_callback(retiring.discard)
+
+    async def _retired(self, name: str) -> None:
+        """Wait until ``name``'s replaced workers have stopped: a rollback may start the very version
+        they run, in the same directory."""
+        await asyncio.gather(*self._retiring[name], return_exceptions=True)
+
+    async def _discard(self, name: str, version: int, version_dir: Path, pool) -> None:
+        """Nothing of a failed or abandoned version may remain: its workers, its files, its row."""
+        if pool is not None:
+            await pool.stop()
+        _remove_tree(version_dir)
+        self.store.remove_version(name, version)
+
+    @staticmethod
+    def _published(name: str, staged: "_Staged") -> dict:
         return {
             "name": name,
-            "version": version,
-            "url": f"{base_url}/functions/{name}",
-            "bundle_dir": str(version_dir / "bundle"),
-            "smoke_test": smoke,
-            "key": None if public else key,
-            "public": public,
+            "version": staged.version,
+            "url": f"{staged.base_url}/functions/{name}",
+            "bundle_dir": str(staged.version_dir / "bundle"),
+            "smoke_test": staged.smoke,
+            "key": None if staged.public else staged.key,
+            "public": staged.public,
         }
 
     def name_taken(self, name: str) -> PublishError:
@@ -330,6 +429,7 @@ class FunctionService:
     async def rollback(self, name: str, to: Optional[int], base_url: str) -> dict:
         """Make an earlier version live again: start it, health-check it, switch, stop the current one."""
         async with self._publish_locks[name]:
+            await self._retired(name)
             function = self.store.function(name)
             if function is None:
                 raise not_found(name)
@@ -358,7 +458,7 @@ class FunctionService:
                 await pool.stop()
                 raise
             if previous is not None:
-                await previous.stop()
+                self._retire(name, previous)
         log.info("rolled %s back from v%s to v%s", name, previous_version, target["version"])
         return {"name": name, "version": target["version"], "previous_version": previous_version,
                 "url": f"{base_url}/functions/{name}"}

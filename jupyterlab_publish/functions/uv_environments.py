@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -55,6 +56,10 @@ from .environment import EnvironmentMismatch, EnvironmentResolver, WorkerEnviron
 log = logging.getLogger("jupyterlab_publish.functions")
 
 METADATA_FILE = "jupyterlab-publish.json"
+COMPILED_MARKER = ".jupyterlab-publish-compiled"  # bytecode written (see UvEnvironments._compile_later)
+# Environments whose bytecode is being written now, across resolvers of this process.
+_COMPILING: set = set()
+_COMPILING_GUARD = threading.Lock()
 DEFAULT_INSTALL_TIMEOUT = 900.0  # seconds for one `uv pip install`; large ML stacks are slow
 DEFAULT_UNUSED_DAYS = 7.0  # an environment no version needs is kept this long after its last use
 _ERROR_TAIL_LINES = 25
@@ -162,6 +167,10 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _lowest_priority() -> None:
+    os.nice(19)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -206,6 +215,7 @@ class UvEnvironments(EnvironmentResolver):
                 base = self._interpreter_for(wanted)
                 self._build(key, env_dir, base, wanted, bundle_dir, requirements, lock, manifest, pinned_files)
             self._touch(env_dir)
+        self._compile_later(env_dir)
         return WorkerEnvironment(python=str(venv_python(env_dir)), minor=wanted, isolated=True)
 
     def collect(self, bundle_dirs) -> list:
@@ -299,6 +309,44 @@ class UvEnvironments(EnvironmentResolver):
         check_python_minor(wanted, self.minor, f"uv found no Python {wanted or '(unknown)'} interpreter on this "
                                                "machine either")
         raise AssertionError("unreachable: the minor versions differ")
+
+    def _compile_later(self, env_dir: Path) -> None:
+        """Write the environment's bytecode (.pyc) in the background, once.
+
+        uv installs sources only, and a sandboxed worker sees its environment read-only, so without
+        this every worker start compiles what it imports again: about 2 s of a 3 s start for
+        scikit-learn. Compiling the whole environment takes several seconds of CPU, so it is not
+        done while the first version starts: it runs after, at the lowest priority, and the next
+        start finds the bytecode. The server writes it, outside any sandbox, so functions that share
+        the environment cannot plant bytecode for each other.
+        """
+        if (env_dir / COMPILED_MARKER).exists():
+            return
+        with _COMPILING_GUARD:
+            if env_dir in _COMPILING:
+                return
+            _COMPILING.add(env_dir)
+        threading.Thread(target=self._compile, args=(env_dir,), name="jupyterlab-publish-compile",
+                         daemon=True).start()
+
+    def _compile(self, env_dir: Path) -> None:
+        try:
+            # lib64 is a link to lib in a venv: one directory, compiled once.
+            sites = sorted({str(path.resolve()) for path in env_dir.glob("lib*/python*/site-packages") if path.is_dir()})
+            if not sites:
+                return
+            done = subprocess.run(
+                [str(venv_python(env_dir)), "-E", "-s", "-m", "compileall", "-q", "-j", "0", *sites],
+                capture_output=True, text=True, timeout=self.install_timeout, cwd=str(env_dir),
+                preexec_fn=_lowest_priority if os.name == "posix" else None,
+            )
+            # A file that does not compile (a py2 leftover in some package) is not worth a warning per start.
+            write_atomically(env_dir / COMPILED_MARKER, json.dumps({"compiled": _now(), "exit": done.returncode}))
+        except (OSError, subprocess.SubprocessError) as exc:  # a missed speed-up, never a failure
+            log.warning("could not precompile %s: %s", env_dir, exc)
+        finally:
+            with _COMPILING_GUARD:
+                _COMPILING.discard(env_dir)
 
     def _usable(self, env_dir: Path) -> bool:
         # The metadata file is written before the rename, so its presence means the build finished;

@@ -28,6 +28,9 @@ from .results import (
 # progress(stage, fraction, message). Stages the UI knows: "pushing", "installing", "starting",
 # "smoke_test". ``fraction`` is the progress of the whole push, from 0.0 to 1.0.
 Progress = Callable[[str, float, str], None]
+# gate() runs after a target has started and smoke-tested a new version and before traffic switches
+# to it; raising there abandons the version. Only targets with ``gates_switch = True`` take one.
+Gate = Callable[[], None]
 
 DEFAULT_LOG_LINES = 200
 
@@ -77,6 +80,9 @@ class Target(abc.ABC):
     spec_example: str = ""
     # The management verbs (of CAPABILITIES) this target implements; the others raise ``unsupported``.
     capabilities: frozenset = frozenset()
+    # True when ``push`` takes ``gate=``: the caller's last check runs while the target starts the
+    # version, and the switch waits for it (the function server holds the staged version).
+    gates_switch: bool = False
 
     @classmethod
     @abc.abstractmethod
@@ -196,7 +202,7 @@ class Target(abc.ABC):
 
 
 __all__ = [
-    "CAPABILITIES", "DEFAULT_LOG_LINES", "CallResult", "Deployment", "FunctionInfo", "FunctionMetrics",
+    "CAPABILITIES", "DEFAULT_LOG_LINES", "CallResult", "Deployment", "FunctionInfo", "FunctionMetrics", "Gate",
     "FunctionSummary", "LogTail", "Progress",
     "RollbackResult", "Scale", "Target", "VersionInfo", "check_name", "progress_or_noop",
 ]

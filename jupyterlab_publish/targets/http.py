@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any, Optional
 
 from ..errors import ERROR_CODES, HTTP_BODY_KEYS, PublishError
-from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, check_name, progress_or_noop
+from .base import DEFAULT_LOG_LINES, Deployment, Gate, Progress, Target, check_name, progress_or_noop
 from .results import (
     CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, histogram_quantile,
 )
@@ -29,6 +29,9 @@ TOKEN_ENV = "JUPYTERLAB_PUBLISH_TOKEN"
 DEFAULT_PUSH_TIMEOUT = 600.0
 DEFAULT_TIMEOUT = 30.0
 _UPLOAD_CHUNK = 256 * 1024
+# How long the server keeps a staged version for ``gate`` (the kernel's pre-flight, whose own
+# timeout is 120 s) before abandoning it by itself.
+GATE_HOLD_SECONDS = 300
 
 
 class _ProgressReader:
@@ -78,6 +81,7 @@ class FunctionServerTarget(Target):
     label = "Function server (URL)"
     spec_example = "https://functions.example.org"
     capabilities = frozenset({"list", "show", "versions", "rollback", "delete", "logs", "metrics", "call", "docs"})
+    gates_switch = True
 
     def __init__(self, url: str, token: Optional[str] = None, *, timeout: float = DEFAULT_PUSH_TIMEOUT):
         parsed = urllib.parse.urlsplit(url)
@@ -100,9 +104,13 @@ class FunctionServerTarget(Target):
     # -- push ------------------------------------------------------------------------------------
 
     def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
-             public: bool = False) -> Deployment:
+             public: bool = False, gate: Optional[Gate] = None) -> Deployment:
         """Upload and go live. ``public=True`` lets anyone call the function without its key (each
-        publish says which it wants); the key, the same for every version, is in ``Deployment.key``."""
+        publish says which it wants); the key, the same for every version, is in ``Deployment.key``.
+
+        With ``gate``, the server holds the started, smoke-tested version (``?hold=``) while
+        ``gate()`` runs here, then switches to it; if ``gate()`` raises, the version is abandoned
+        and the live one never stopped serving."""
         from ..bundle import pack_bundle  # pulls in cloudpickle; load on use
         from ..bundle.signature import key_from_token  # (as above)
 
@@ -118,8 +126,10 @@ class FunctionServerTarget(Target):
             pack_bundle(bundle, archive, signing_key=key_from_token(self.token) if self.token else None)
             size = archive.tell()
             archive.seek(0)
-            query = urllib.parse.urlencode({"new_version": "true" if new_version else "false",
-                                            "public": "true" if public else "false"})
+            params = {"new_version": "true" if new_version else "false", "public": "true" if public else "false"}
+            if gate is not None:
+                params["hold"] = str(GATE_HOLD_SECONDS)
+            query = urllib.parse.urlencode(params)
             # The server answers only once the new version is live (or rejected), so what follows
             # the upload is reported as one stage.
             uploaded = lambda: report(
@@ -133,6 +143,8 @@ class FunctionServerTarget(Target):
             )
             report("pushing", 0.05, f"uploading {size // 1024} KiB to {self.url}")
             answer = self._send(request, self.timeout)
+        if answer.get("staged"):
+            answer = self._pass_gate(name, int(answer["version"]), gate, report)
         if answer.get("smoke_test") == "passed":
             report("smoke_test", 0.95, "smoke test passed")
         report("smoke_test", 1.0, f"version {answer['version']} is live at {answer['url']}")
@@ -144,6 +156,20 @@ class FunctionServerTarget(Target):
             key=answer.get("key"),
             bundle_path=answer.get("bundle_dir"),
         )
+
+    def _pass_gate(self, name: str, version: int, gate: Gate, report: Progress) -> dict:
+        """Run the caller's check on a held version, then switch to it or abandon it."""
+        where = f"{self.url}/api/functions/{name}/versions/{version}"
+        report("starting", 0.9, f"version {version} started and passed its smoke test; waiting for the pre-flight")
+        try:
+            gate()
+        except BaseException:
+            try:
+                self._send(urllib.request.Request(where, method="DELETE"), DEFAULT_TIMEOUT)
+            except PublishError:
+                pass  # the server abandons it anyway when the hold runs out; the gate's error matters
+            raise
+        return self._send(urllib.request.Request(where + "/promote", data=b"", method="POST"), DEFAULT_TIMEOUT)
 
     # -- management verbs (the admin API) --------------------------------------------------------
 

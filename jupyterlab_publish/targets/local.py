@@ -32,7 +32,7 @@ from ..state.lock import exclusive_lock
 from ..state.logs import tail
 from ..state.paths import SERVER_INFO, SERVER_LOG, START_LOCK, TOKEN_FILE, default_state_dir, read_server_info
 from ..state.proof import new_nonce, proof_matches
-from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, progress_or_noop
+from .base import DEFAULT_LOG_LINES, Deployment, Gate, Progress, Target, progress_or_noop
 from .http import FunctionServerTarget
 from .results import CallResult, FunctionInfo, LogTail, RollbackResult
 
@@ -132,6 +132,7 @@ class LocalTarget(Target):
     label = "Local function server (this machine)"
     spec_example = "local"
     capabilities = FunctionServerTarget.capabilities
+    gates_switch = True
 
     def __init__(self, state_dir=None, *, python: Optional[str] = None, start_timeout: float = DEFAULT_START_TIMEOUT,
                  lifetime: Optional[str] = None):
@@ -272,8 +273,8 @@ class LocalTarget(Target):
     # -- Target ----------------------------------------------------------------------------------
 
     def push(self, bundle: Any, progress: Optional[Progress] = None, *, new_version: bool = False,
-             public: bool = False) -> Deployment:
-        deployment = self.client(progress).push(bundle, progress, new_version=new_version, public=public)
+             public: bool = False, gate: Optional[Gate] = None) -> Deployment:
+        deployment = self.client(progress).push(bundle, progress, new_version=new_version, public=public, gate=gate)
         deployment.target = self.kind
         return deployment
 

@@ -25,7 +25,7 @@ import pytest
 
 from jupyterlab_publish.bundle import Bundle, build_bundle
 from jupyterlab_publish.errors import PublishError
-from jupyterlab_publish.functions.uv_environments import METADATA_FILE, lock_hash
+from jupyterlab_publish.functions.uv_environments import COMPILED_MARKER, METADATA_FILE, lock_hash
 from jupyterlab_publish.targets.http import FunctionServerTarget
 from jupyterlab_publish.targets.local import LocalTarget
 from jupyterlab_publish.state.paths import read_server_info
@@ -173,6 +173,21 @@ def test_a_function_runs_in_an_environment_with_only_its_requirements(local, tmp
     assert Path(answer["prefix"]) == local.state_dir / "envs" / env
     metadata = json.loads((local.state_dir / "envs" / env / METADATA_FILE).read_text())
     assert metadata["minor"] == MINOR and "six==1.17.0" in metadata["requirements"]
+
+
+def test_an_environment_gets_its_bytecode_after_its_first_version_started(local, tmp_path):
+    # A sandboxed worker sees its environment read-only and cannot write .pyc files itself, so
+    # without this every start would compile what the function imports again.
+    local.push(make_bundle(tmp_path, "b1"))
+    (env,) = environments(local.state_dir)
+    env_dir = local.state_dir / "envs" / env
+    deadline = time.monotonic() + 120
+    while not (env_dir / COMPILED_MARKER).exists():
+        assert time.monotonic() < deadline, "the environment's bytecode was never written"
+        time.sleep(0.1)
+    (site,) = {path.resolve() for path in env_dir.glob("lib*/python*/site-packages")}
+    assert list((site / "six").parent.glob("__pycache__/six.*.pyc")), "six was not compiled"
+    assert list(site.glob("cloudpickle/__pycache__/*.pyc")), "the runtime's packages were not compiled"
 
 
 def test_publishes_with_the_same_requirements_share_one_environment_built_once(local, tmp_path):
