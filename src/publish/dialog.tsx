@@ -667,7 +667,10 @@ function TargetPicker({ model, trans, onChange }: IFormProps): JSX.Element {
     onChange();
   };
   return (
-    <div className="jp-PublishDialog-field jp-PublishDialog-targetField">
+    <div
+      className="jp-PublishDialog-field jp-PublishDialog-targetField"
+      data-capabilities={model.capabilities?.join(' ')}
+    >
       <label htmlFor={PICKER_ID}>{trans.__('Deploy target')}</label>
       <select
         id={PICKER_ID}

@@ -361,6 +361,11 @@ export class PublishFormModel {
     return capabilities !== null && spec === this.target;
   }
 
+  /** What the current target can do, once described; null while unknown. */
+  get capabilities(): ReadonlyArray<string> | null {
+    return this._capabilities.get(this.target) ?? null;
+  }
+
   /** The current target takes scale settings (it declares the `scale` capability). */
   get canScale(): boolean {
     return this._capabilities.get(this.target)?.includes('scale') ?? false;

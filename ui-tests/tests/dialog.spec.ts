@@ -359,6 +359,10 @@ test('a dir: result shows where the bundle is and how to serve it; without a sam
   const name = `stored-${Date.now() % 100000}`;
   const root = `/tmp/jupyterlab-publish-galata-${Date.now()}`;
   await dialog.locator('.jp-PublishDialog-name').fill(name);
+  // A spec not in the settings: typed under the picker's "Other…".
+  await dialog
+    .locator('.jp-PublishDialog-targetPicker')
+    .selectOption({ label: 'Other…' });
   await dialog.locator('.jp-PublishDialog-target').fill(`dir:${root}`);
   await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
   const result = page.locator('.jp-PublishResult');
