@@ -92,3 +92,9 @@ bench-reliability: setup
 .PHONY: screenshots
 screenshots: setup ui-tests/node_modules/.installed
 	cd ui-tests && UPDATE_SCREENSHOTS=1 jlpm playwright test tests/deployments.spec.ts tests/dialog.spec.ts -g "Deployments|fast failure"
+
+# The publish-latency benchmark of issue 11: first and warm publishes of the k-means example, with
+# the time each stage began; writes benchmarks/publish/results.json and REPORT.md. About a minute.
+.PHONY: bench-publish
+bench-publish: setup
+	$(BIN)/python benchmarks/publish/run.py
