@@ -145,6 +145,8 @@ class FunctionServerTarget(Target):
             answer = self._send(request, self.timeout)
         if answer.get("staged"):
             answer = self._pass_gate(name, int(answer["version"]), gate, report)
+        elif gate is not None:
+            self._gate_after_the_switch(name, answer, gate)
         if answer.get("smoke_test") == "passed":
             report("smoke_test", 0.95, "smoke test passed")
         report("smoke_test", 1.0, f"version {answer['version']} is live at {answer['url']}")
@@ -170,6 +172,21 @@ class FunctionServerTarget(Target):
                 pass  # the server abandons it anyway when the hold runs out; the gate's error matters
             raise
         return self._send(urllib.request.Request(where + "/promote", data=b"", method="POST"), DEFAULT_TIMEOUT)
+
+    def _gate_after_the_switch(self, name: str, answer: dict, gate: Gate) -> None:
+        """A server older than ``?hold=`` switched at once: run the gate anyway, and if it fails
+        put back what was live before (or remove a first version) before raising its error."""
+        try:
+            gate()
+        except BaseException:
+            try:
+                if int(answer["version"]) > 1:
+                    self.rollback(name)
+                else:
+                    self.delete(name)
+            except PublishError:
+                pass  # the gate's error is the one to show; the server's state is in `show`
+            raise
 
     # -- management verbs (the admin API) --------------------------------------------------------
 

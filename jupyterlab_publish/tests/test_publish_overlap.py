@@ -125,3 +125,25 @@ def test_a_cancel_while_the_server_starts_the_version_changes_nothing(tmp_path, 
     assert caught.value.code == "cancelled"
     assert call(live.url, [1], key=live.key) == (200, 2)
     assert statuses(server) == [(1, "live")]
+
+
+def test_a_server_that_switched_at_once_is_put_back_when_the_gate_fails(tmp_path, server):
+    # A server older than ?hold= answers 201 (live) at once; the target then runs the gate after the
+    # switch, and a failing gate restores what was live before (or removes a first version).
+    target = server.target()
+    live = target.push(make_bundle(tmp_path, adder(1), "add", "add"))
+    switched = target.push(make_bundle(tmp_path, adder(2), "add", "add"), new_version=True)
+
+    def failing_gate():
+        raise PublishError("preflight_failed", "the pre-flight found a difference", "fix it")
+
+    with pytest.raises(PublishError) as caught:
+        target._gate_after_the_switch("add", {"version": switched.version}, failing_gate)
+    assert caught.value.code == "preflight_failed"
+    assert call(live.url, [1], key=live.key) == (200, 2)
+    assert [v for v, status in statuses(server) if status == "live"] == [1]
+
+    first = target.push(make_bundle(tmp_path, adder(1), "add", "other"))
+    with pytest.raises(PublishError):
+        target._gate_after_the_switch("other", {"version": first.version}, failing_gate)
+    assert [f.name for f in target.list()] == ["add"]
