@@ -173,8 +173,16 @@ describe('the target picker', () => {
     await settled();
     const field = q<HTMLInputElement>(dialog, '.jp-PublishDialog-target');
     expect(field).not.toBeNull();
+    // Nothing typed yet: Publish waits for a spec rather than guessing one.
+    const publish = q<HTMLButtonElement>(
+      dialog,
+      '.jp-Dialog-button.jp-mod-accept'
+    );
+    expect(model.errors.target).toContain('Type a target spec');
+    expect(publish.disabled).toBe(true);
     edit(field, 'http://127.0.0.1:9000');
     await settled();
+    expect(publish.disabled).toBe(false);
     expect(model.toParams()).toMatchObject({ target: 'http://127.0.0.1:9000' });
     expect(model.toParams()).not.toHaveProperty('token_file');
     // Back to a configured target: the typed spec is kept for later, not sent.

@@ -702,6 +702,9 @@ function TargetPicker({ model, trans, onChange }: IFormProps): JSX.Element {
           }
         />
       )}
+      {model.errors.target && (
+        <span className="jp-PublishDialog-error">{model.errors.target}</span>
+      )}
       {config && (config.tokenEnv || config.tokenFile) && (
         <span className="jp-PublishDialog-targetNote">
           {config.tokenEnv

@@ -658,6 +658,11 @@ export class PublishFormModel {
     if (sample.error) {
       errors.sample = sample.error;
     }
+    if (this.targetName === null && !this.otherTarget.trim()) {
+      errors.target = this._trans.__(
+        'Type a target spec (local, dir:/path, http://host:port), or pick a configured target.'
+      );
+    }
     const scale = this._parseScale();
     if (scale.error) {
       errors.scale = scale.error;
