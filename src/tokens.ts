@@ -62,15 +62,16 @@ export namespace DeploymentsCommandIDs {
 
 /**
  * A deploy target as the user configured it in the settings: a name, a spec (`local`,
- * `dir:/path`, `http(s)://host`), and where the server finds its token. The token itself never
- * appears in the settings or the browser: the Jupyter server reads the variable or file.
+ * `dir:/path`, `http(s)://host`, `ray://host:port`), and where its token is. The token itself
+ * never appears in the settings, the browser or the comm: the Jupyter server (managing) and the
+ * kernel (publishing) each read the variable or file (jupyterlab_publish/targets/tokens.py).
  */
 export interface ITargetConfig {
   name: string;
   spec: string;
-  /** An environment variable of the Jupyter server holding the target's admin token. */
+  /** An environment variable (of the Jupyter server and the kernel) holding the target's admin token. */
   tokenEnv?: string;
-  /** A file on the Jupyter server holding the target's admin token. */
+  /** A file (read by the Jupyter server and the kernel) holding the target's admin token. */
   tokenFile?: string;
 }
 
