@@ -26,6 +26,8 @@ What changes on the way, and why:
   secret-named key with a value anywhere else in the config (``args.storage_options.secret``...), a
   value listed in ``secrets``, and a ``file://`` path or loopback address (pods cannot reach this
   machine) are refused with ``bad_request`` rather than exported. Digests (``key_digests``) stay.
+  So is a function published with ``insecure`` (no token auth): its bundle is signed with a key
+  that the exported cluster's replicas do not have.
 - ``store_endpoint``, when given, replaces the S3 endpoint each function's ``storage_options`` names:
   the same store, at the address the pods reach it (an in-cluster MinIO Service, say).
 - Ray's token auth is on: ``authOptions`` (``mode: token``, ``secretName``), so the KubeRay operator
@@ -184,6 +186,12 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any], *,
                                                 for key in ("name", "import_path")):
             raise _bad(f"applications[{i}] of the Serve config lacks a name or an import_path",
                        "export the config the ray target applies; each application needs both", field=f"applications[{i}]")
+        if isinstance(app.get("args"), dict) and app["args"].get("insecure") is True:
+            # Its bundle is signed with the publisher's own key, not a Ray token's: the exported
+            # cluster's replicas (token auth on) would refuse it.
+            raise _bad(f"{app['name']} was published to a Ray cluster without token auth, so a RayService "
+                       "(token auth on) could not verify its bundle",
+                       "publish it to a cluster with token auth, then export", field=f"applications[{i}].args.insecure")
 
     if store_endpoint is not None:
         _set_store_endpoint(config, store_endpoint)

@@ -396,6 +396,8 @@ def test_digests_references_and_empty_values_are_not_secrets():
         "endpoint_url": "http://localhost:9000/"}), "applications[1].args.storage_options.endpoint_url"),
     (lambda c: c["applications"][0]["runtime_env"].update(working_dir="./project"),
      "applications[0].runtime_env.working_dir"),
+    # Published to a cluster without token auth: signed with a key the exported cluster lacks.
+    (lambda c: c["applications"][1]["args"].update(insecure=True), "applications[1].args.insecure"),
 ])
 def test_a_config_the_export_cannot_carry_is_a_bad_request(change, field):
     config = serve_config()
