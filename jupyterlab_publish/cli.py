@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: standard output)")
     export.add_argument("--image", help="the container image of the Ray pods (it must hold jupyterlab-publish)")
     export.add_argument("--namespace", help="the Kubernetes namespace of the RayService")
+    export.add_argument("--store-endpoint", metavar="URL",
+                        help="the address the pods reach an S3-compatible bundle store at, when it differs from "
+                             "this machine's (e.g. http://minio.storage.svc:9000)")
     return parser
 
 
@@ -340,7 +343,7 @@ def _export(options: argparse.Namespace) -> int:
     key = target.show(options.name).key
     manifest = rayservice_manifest(
         config, name=options.name, image=options.image, namespace=options.namespace,
-        secrets=[secret for secret in (target.token, key) if secret], store_endpoint=target.store_endpoint)
+        secrets=[secret for secret in (target.token, key) if secret], store_endpoint=options.store_endpoint)
     text = dump_manifest(manifest)
     if options.output:
         with open(options.output, "w", encoding="utf-8") as handle:

@@ -57,6 +57,8 @@ DEFAULT_CALL_TIMEOUT = 300.0
 _POLL = 0.5
 _KEY_CONTEXT = b"jupyterlab-publish ray function key v1\x00"
 _QUERY_KEYS = ("store", "store_endpoint", "serve", "env", "insecure")
+# The manifest's fields the Serve config is built from (ray_config.application), kept in each record.
+_SERVING_FIELDS = ("batching", "requirements", "lock")
 
 
 def _now() -> str:
@@ -294,10 +296,13 @@ class RayTarget(Target):
             raise
 
     def _restore(self, name: str, previous: Optional[dict]) -> None:
+        """Put ``previous`` back (or remove ``name``) and wait until Serve runs it again."""
         try:
             status = self._status()
             host, port = self._serve_bind()
             self._apply(ray_config.merged_config(status, name, previous, host=host, port=port))
+            self._wait(name, None if previous is None else (previous.get("args") or {}).get("version"),
+                       progress_or_noop(None))
         except PublishError:
             pass  # the original error is the one to report; the restore's own is secondary
 
@@ -317,9 +322,13 @@ class RayTarget(Target):
                     if state == "RUNNING":
                         return status
                     if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+                        # The application's message is a summary; its deployment's holds the replica's error.
+                        reasons = [details.get("message") or state] + [
+                            deployment["message"] for deployment in (details.get("deployments") or {}).values()
+                            if deployment.get("message")]
                         raise PublishError(
                             "smoke_test_failed",
-                            f"Ray Serve could not start version {version} of {name}: {details.get('message') or state}",
+                            f"Ray Serve could not start version {version} of {name}: {' '.join(reasons)}",
                             "read the replica's error above (a refused bundle, a missing package, a different "
                             "Python); the previous version keeps serving",
                             {"name": name, "version": version, "serve_status": state})
@@ -380,6 +389,9 @@ class RayTarget(Target):
             "digest": digest, "created": _now(), "provenance": manifest.get("provenance"),
             "function": manifest.get("function"), "scale": scale.to_dict(), "public": bool(public),
             "key_digests": key_digests, "runtime_env": environment_check,
+            # What the config is built from, so a rollback needs only this record (the replica
+            # fetches and checks the bundle itself).
+            "serving": {field: manifest.get(field) for field in _SERVING_FIELDS},
         })
         report("pushing", 0.3, f"stored as version {version} ({digest[:12]}); applying the Serve config")
         app = ray_config.application(
@@ -487,8 +499,7 @@ class RayTarget(Target):
         if to == live:
             raise PublishError("target_error", f"version {to} of {name} is live already", "name another version")
         record = records[to]
-        # The bundle's manifest says how it is served (batching, requirements): read it from the store.
-        manifest = _manifest_of(self.store.read_bundle(record["digest"]))
+        manifest = record.get("serving") or {}
         public = bool(record.get("public"))
         app = ray_config.application(
             name=name, version=to, store_url=self.store_url, digest=record["digest"],
@@ -593,18 +604,6 @@ class RayTarget(Target):
         host, port = self._serve_bind()
         return {"proxy_location": status.get("proxy_location") or "HeadOnly",
                 "http_options": ray_config.http_options(status, host, port), "applications": apps}
-
-
-def _manifest_of(archive: bytes) -> dict:
-    """The manifest of a stored archive (read, not unpacked; nothing is unpickled)."""
-    import io  # only rollback reads an archive here
-    import tarfile  # (as above)
-
-    from ..bundle.reader import parse_manifest  # cloudpickle comes with bundle/: load on use
-
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        with tar.extractfile(tar.getmember("manifest.json")) as handle:
-            return parse_manifest(handle.read())
 
 
 def _seconds_iso(seconds: Any) -> Optional[str]:
