@@ -217,6 +217,24 @@ def test_two_replicas_published_from_the_cli_both_answer(head, spec, tmp_path):
     assert cli(head, "delete", "pids", "--target", spec).returncode == 0
 
 
+def test_a_vectorised_function_is_served_in_batches_gathered_by_serve(head, spec):
+    @jupyterlab_publish.vectorized(max_batch_size=16, max_wait_ms=50)
+    def batch_sizes(items):
+        return [{"item": item, "batch": len(items)} for item in items]
+
+    deployment = jupyterlab_publish.publish(batch_sizes, name="batches", target=spec, token=TOKEN, sample=[7],
+                                            preflight=False, scale={"cpus": 0.25})
+    assert post(deployment.url, [3], deployment.key) == (200, {"item": 3, "batch": 1})
+    assert post(deployment.url, {"items": 4}, deployment.key) == (200, {"item": 4, "batch": 1})
+    from concurrent.futures import ThreadPoolExecutor  # only this test sends calls at once
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda item: post(deployment.url, [item], deployment.key), range(48)))
+    assert [answer["item"] for _, answer in answers] == list(range(48))  # each call gets its own item back
+    assert max(answer["batch"] for _, answer in answers) > 1  # and calls in flight together ran as one batch
+    get_target(spec, token=TOKEN).delete("batches")
+
+
 class WritesMarker:
     """A pickle that, if ever loaded, writes a file: the proof that nothing was unpickled."""
 
