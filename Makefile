@@ -93,6 +93,13 @@ bench-reliability: setup
 screenshots: setup ui-tests/node_modules/.installed
 	cd ui-tests && UPDATE_SCREENSHOTS=1 jlpm playwright test tests/deployments.spec.ts tests/dialog.spec.ts -g "Deployments|fast failure"
 
+# The Ray Serve benchmark of issue 12: a local Ray head, the published function against a
+# hand-written Serve deployment (req/s, p50/p99 at 1, 16 and 64 connections), publish time to the
+# warm cluster and the head's memory; writes benchmarks/ray/results.json and REPORT.md. About 3 minutes.
+.PHONY: bench-ray
+bench-ray: setup
+	$(BIN)/python benchmarks/ray/run.py
+
 # The publish-latency benchmark of issue 11: first and warm publishes of the k-means example, with
 # the time each stage began; writes benchmarks/publish/results.json and REPORT.md. About a minute.
 .PHONY: bench-publish
