@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 import sys
-from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
 from jupyterlab_publish.errors import PublishError
+from jupyterlab_publish.tests.kuberay_schema import crd, rayservice_errors, ruled_fields
 from jupyterlab_publish.targets.rayservice import (
     AUTH_TOKEN_KEY,
     SERVE_PORT,
@@ -24,7 +23,6 @@ from jupyterlab_publish.targets.rayservice import (
     rayservice_manifest,
 )
 
-CRD = Path(__file__).parent / "data" / "kuberay" / "ray.io_rayservices.yaml"
 TOKEN = "f3b1c9e07d2a4c55b8e6a1d0c4f7e2b9"  # stands for Ray's token (it is hex too)
 STORE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -75,65 +73,35 @@ def expected_serve_config() -> dict:
     return config
 
 
-def _strict(schema):
-    """The CRD's schema as the API server applies it under kubectl's default strict field
-    validation: an object whose fields are listed refuses fields that are not."""
-    if isinstance(schema, dict):
-        schema = {key: _strict(value) for key, value in schema.items()}
-        if ("properties" in schema and "additionalProperties" not in schema
-                and not schema.get("x-kubernetes-preserve-unknown-fields")):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
-@pytest.fixture(scope="module")
-def crd() -> dict:
-    return yaml.load(CRD.read_text("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-@pytest.fixture(scope="module")
-def validator(crd):
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    assert version["served"] and version["storage"]
-    schema = _strict(version["schema"]["openAPIV3Schema"])
-    # OpenAPI 3.0's schema object is JSON Schema draft 4 with extensions, which draft 4 ignores.
-    jsonschema.Draft4Validator.check_schema(schema)
-    return jsonschema.Draft4Validator(schema)
-
-
 @pytest.fixture
 def manifest() -> dict:
     return rayservice_manifest(serve_config(), name="predict-price", ray_version="2.60.0",
                                image="registry.example.com/serve:1", secrets=[TOKEN])
 
 
-def errors_of(validator, document) -> list[str]:
-    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
-
-
 # -- the CRD ---------------------------------------------------------------------------------------
 
 
-def test_the_stored_crd_is_kuberays_rayservice(crd):
-    assert crd["kind"] == "CustomResourceDefinition" and crd["metadata"]["name"] == "rayservices.ray.io"
-    assert crd["spec"]["group"] == "ray.io" and crd["spec"]["names"]["kind"] == "RayService"
+def test_the_stored_crd_is_kuberays_rayservice():
+    definition = crd()
+    assert definition["kind"] == "CustomResourceDefinition" and definition["metadata"]["name"] == "rayservices.ray.io"
+    assert definition["spec"]["group"] == "ray.io" and definition["spec"]["names"]["kind"] == "RayService"
+    (version,) = [v for v in definition["spec"]["versions"] if v["name"] == "v1"]
+    assert version["served"] and version["storage"]
 
 
-def test_the_manifest_validates_against_the_rayservice_crd(validator, manifest):
+def test_the_manifest_validates_against_the_rayservice_crd(manifest):
     assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayService"
-    assert errors_of(validator, manifest) == []
+    assert rayservice_errors(manifest) == []
     # What kubectl sends is the YAML, so validate that too.
-    assert errors_of(validator, yaml.safe_load(dump_manifest(manifest))) == []
+    assert rayservice_errors(yaml.safe_load(dump_manifest(manifest))) == []
 
 
-def test_an_autoscaled_default_image_export_validates_too(validator):
+def test_an_autoscaled_default_image_export_validates_too():
     config = serve_config()
     del config["applications"][0]  # only the autoscaled one; no secrets, no store Secret
     out = rayservice_manifest(config, name="validate", store_secret="", namespace="serving")
-    assert errors_of(validator, out) == []
+    assert rayservice_errors(out) == []
     head = out["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert head["image"] == "rayproject/ray:2.52.0-py311" and "envFrom" not in head
     assert out["metadata"]["namespace"] == "serving"
@@ -168,28 +136,16 @@ WORKER = "spec.rayClusterConfig.workerGroupSpecs.0"
     (f"{WORKER}.replicas", "2"),  # an integer
     (f"{WORKER}.template.spec.containers.0.resources.limits.cpu", "two"),  # a quantity
 ])
-def test_the_crd_check_refuses_a_broken_manifest(validator, manifest, path, value):
+def test_the_crd_check_refuses_a_broken_manifest(manifest, path, value):
     broken = copy.deepcopy(manifest)
     _set(broken, path, value)
-    assert errors_of(validator, broken), f"the CRD schema accepted {path} = {value!r}"
+    assert rayservice_errors(broken), f"the CRD schema accepted {path} = {value!r}"
 
 
-def test_the_manifest_sets_no_field_whose_rules_jsonschema_cannot_check(crd, manifest):
+def test_the_manifest_sets_no_field_whose_rules_jsonschema_cannot_check(manifest):
     """The CRD's CEL rules (x-kubernetes-validations) run only in an API server: stay off those fields."""
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-
-    def ruled(schema, document, path):
-        if "x-kubernetes-validations" in schema:
-            yield path
-        if isinstance(document, dict):
-            for key, value in document.items():
-                if key in schema.get("properties", {}):
-                    yield from ruled(schema["properties"][key], value, f"{path}.{key}")
-        elif isinstance(document, list) and "items" in schema:
-            for index, value in enumerate(document):
-                yield from ruled(schema["items"], value, f"{path}[{index}]")
-
-    assert list(ruled(version["schema"]["openAPIV3Schema"], manifest, "")) == []
+    assert ruled_fields(manifest) == []
+    assert ruled_fields({"spec": {"managedBy": "ray.io/kuberay-operator"}}) == [".spec.managedBy"]
 
 
 # -- the Serve config inside -----------------------------------------------------------------------
@@ -421,8 +377,8 @@ def test_a_name_kuberay_would_refuse_is_invalid_name(name):
     assert caught.value.code == "invalid_name" and caught.value.hint
 
 
-def test_the_longest_name_kuberay_takes_is_accepted(validator):
-    assert errors_of(validator, rayservice_manifest(serve_config(), name="a" * 47)) == []
+def test_the_longest_name_kuberay_takes_is_accepted():
+    assert rayservice_errors(rayservice_manifest(serve_config(), name="a" * 47)) == []
 
 
 @pytest.mark.parametrize(("options", "code"), [
@@ -445,11 +401,11 @@ def test_bad_options_say_what_to_fix(options, code):
 # -- the store as the pods reach it ----------------------------------------------------------------
 
 
-def test_store_endpoint_points_the_pods_at_the_same_store_elsewhere(validator):
+def test_store_endpoint_points_the_pods_at_the_same_store_elsewhere():
     config = serve_config()
     config["applications"][0]["args"]["storage_options"]["client_kwargs"]["endpoint_url"] = "http://127.0.0.1:9000"
     out = rayservice_manifest(config, name="predict-price", store_endpoint="http://minio.storage.svc:9000")
-    assert errors_of(validator, out) == []
+    assert rayservice_errors(out) == []
     # Only the endpoint moved; the application whose store needs none (AWS's own) is left alone.
     expected = expected_serve_config()
     expected["applications"][0]["args"]["storage_options"] = {
@@ -475,7 +431,7 @@ def test_a_store_endpoint_pods_cannot_use_is_refused(endpoint):
 # -- the ray target's own config -------------------------------------------------------------------
 
 
-def test_the_config_the_ray_target_builds_for_a_real_bundle_exports_and_validates(tmp_path, validator):
+def test_the_config_the_ray_target_builds_for_a_real_bundle_exports_and_validates(tmp_path):
     """A bundle built as the button builds it, the application and whole config the ray target would
     PUT (targets/ray_config.py, merged with a colleague's application already on the cluster), and
     the export of that config: valid for KubeRay and for Ray, and the same config back."""
@@ -501,7 +457,7 @@ def test_the_config_the_ray_target_builds_for_a_real_bundle_exports_and_validate
     out = rayservice_manifest(config, name="predict-price", ray_version="2.60.0",
                               python=bundle.manifest["python"]["minor"],
                               store_endpoint="http://minio.storage.svc:9000")
-    assert errors_of(validator, out) == []
+    assert rayservice_errors(out) == []
     parsed = yaml.safe_load(out["spec"]["serveConfigV2"])
     expected = copy.deepcopy(config)
     del expected["http_options"]  # only host and port, both dropped
