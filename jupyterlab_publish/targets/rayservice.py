@@ -223,7 +223,8 @@ def kubernetes_serve_config(serve_config: Mapping[str, Any], *,
         if isinstance(value, str) and (value.startswith("file://") or _LOOPBACK.match(value)):
             raise _bad(f"{path} is {value!r}, on this machine, which pods on Kubernetes cannot reach",
                        "publish to a bundle store the cluster can reach (s3://, see docs/ray-target.md); if it is "
-                       "an S3 store the pods reach at another address, export with store_endpoint=that address",
+                       "an S3 store the pods reach at another address, export with --store-endpoint URL "
+                       "(store_endpoint= in Python)",
                        field=path)
         if (key is not None and ".env_vars." not in f"{path}." and _SECRET_NAME.search(str(key))
                 and not _DIGEST_NAME.search(str(key)) and _holds_value(value)):
