@@ -8,13 +8,14 @@ validation that quietly accepts everything cannot pass here.
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 import sys
 
 import pytest
 import yaml
 
 from jupyterlab_publish.errors import PublishError
-from jupyterlab_publish.tests.kuberay_schema import crd, rayservice_errors, ruled_fields
 from jupyterlab_publish.targets.rayservice import (
     AUTH_TOKEN_KEY,
     SERVE_PORT,
@@ -22,6 +23,7 @@ from jupyterlab_publish.targets.rayservice import (
     kubernetes_serve_config,
     rayservice_manifest,
 )
+from jupyterlab_publish.tests.kuberay_schema import CRD, crd, rayservice_errors, ruled_fields
 
 TOKEN = "f3b1c9e07d2a4c55b8e6a1d0c4f7e2b9"  # stands for Ray's token (it is hex too)
 STORE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -88,6 +90,9 @@ def test_the_stored_crd_is_kuberays_rayservice():
     assert definition["spec"]["group"] == "ray.io" and definition["spec"]["names"]["kind"] == "RayService"
     (version,) = [v for v in definition["spec"]["versions"] if v["name"] == "v1"]
     assert version["served"] and version["storage"]
+    # Unchanged since it was copied: the bytes are the ones its README names.
+    (named,) = re.findall(r"sha256 `([0-9a-f]{64})`", (CRD.parent / "README.md").read_text("utf-8"))
+    assert hashlib.sha256(CRD.read_bytes()).hexdigest() == named
 
 
 def test_the_manifest_validates_against_the_rayservice_crd(manifest):
