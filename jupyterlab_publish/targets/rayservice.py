@@ -12,22 +12,23 @@ worker_memory="4Gi", head_cpus=1, head_memory="4Gi", secrets=(), store_endpoint=
 
 ``dump_manifest(manifest) -> str``
     The manifest as YAML, headed by a comment naming the Secrets to create. The same manifest gives
-    the same bytes: the Serve config's keys are put in one order, and nothing varies with time.
+    the same bytes: the Serve config's keys and applications are put in one order, and nothing
+    varies with time.
 
 What changes on the way, and why:
 
 - ``http_options.host`` and ``http_options.port`` are dropped. The target binds Serve's proxy to
   127.0.0.1 on a port free on this machine; in a pod the proxy must listen on every interface at
   Serve's default port 8000, which the pods declare as ``serve`` and KubeRay's ``<name>-serve-svc``
-  Service routes to. Everything else is carried unchanged.
+  Service routes to. Everything else is carried unchanged, but for what follows.
 - ``runtime_env.env_vars`` whose name says secret (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``,
   ``*ACCESS_KEY*``, ``*_KEY``...) become ``${NAME}``, which Ray expands from the worker's environment
   when it starts it; the pods get those variables from the bundle-store Secret (``envFrom``). A
   secret-named key with a value anywhere else in the config (``args.storage_options.secret``...), a
   value listed in ``secrets``, and a ``file://`` path or loopback address (pods cannot reach this
   machine) are refused with ``bad_request`` rather than exported. Digests (``key_digests``) stay.
-  So is a function published with ``insecure`` (no token auth): its bundle is signed with a key
-  that the exported cluster's replicas do not have.
+  A function published with ``insecure`` (no token auth) is refused as well: its bundle is signed
+  with a key that the exported cluster's replicas do not have.
 - ``store_endpoint``, when given, replaces the S3 endpoint each function's ``storage_options`` names:
   the same store, at the address the pods reach it (an in-cluster MinIO Service, say).
 - Ray's token auth is on: ``authOptions`` (``mode: token``, ``secretName``), so the KubeRay operator
