@@ -192,7 +192,8 @@ class RayTarget(Target):
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if auth and self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+            # Unredirected: a redirect elsewhere must not carry the cluster's token with it.
+            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 payload = response.read()
