@@ -106,7 +106,16 @@ class RayTarget(Target):
         self.serve_override = serve.rstrip("/") if serve else None
         self.env = env
         self.insecure = insecure
-        self.token = token.strip() if token and token.strip() else default_token()
+        self._token_error = None
+        if token and token.strip():
+            self.token = token.strip()
+        else:
+            # An unreadable token file is reported when the token is needed, not when the target is
+            # built: describing the configured targets for the UI must not fail on it.
+            try:
+                self.token = default_token()
+            except PublishError as exc:
+                self.token, self._token_error = None, exc
         self.deploy_timeout = deploy_timeout
         self._checked = False
         self._store = None
@@ -222,6 +231,8 @@ class RayTarget(Target):
         """Refuse a dashboard that answers without a token, unless the spec says insecure=1."""
         if self._checked:
             return
+        if self._token_error is not None:
+            raise self._token_error
         request = urllib.request.Request(f"{self.dashboard}/api/version")
         try:
             with urllib.request.urlopen(request, timeout=DEFAULT_TIMEOUT):

@@ -150,3 +150,13 @@ def test_a_changed_stored_bundle_is_refused_by_its_digest(tmp_path):
     with pytest.raises(PublishError) as caught:
         store.read_bundle(digest)
     assert caught.value.code == "invalid_bundle"
+
+
+def test_an_unreadable_token_file_is_reported_when_the_token_is_needed_not_when_listing_targets(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    target = get_target("ray+http://127.0.0.1:9?store=file:///x")
+    assert target.describe()["kind"] == "ray"
+    with pytest.raises(PublishError) as caught:
+        target.list()
+    assert caught.value.code == "target_error" and "RAY_AUTH_TOKEN_PATH" in caught.value.message

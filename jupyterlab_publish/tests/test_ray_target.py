@@ -35,6 +35,14 @@ from jupyterlab_publish.tests.ray_cluster import OTHER_APP, TOKEN, RayHead, S3Se
 
 TESTS = Path(__file__).resolve().parent
 CALLS = 200  # most calls spent looking for both replicas' answers
+PANEL_TOKEN_ENV = "RAY_PANEL_TEST_TOKEN"
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"jupyterlab_publish": True}}}
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +241,28 @@ def test_a_vectorised_function_is_served_in_batches_gathered_by_serve(head, spec
     assert [answer["item"] for _, answer in answers] == list(range(48))  # each call gets its own item back
     assert max(answer["batch"] for _, answer in answers) > 1  # and calls in flight together ran as one batch
     get_target(spec, token=TOKEN).delete("batches")
+
+
+async def test_the_deployments_panel_shows_scale_and_status_and_calls_through_the_server(head, spec, jp_fetch,
+                                                                                       monkeypatch):
+    deployment = jupyterlab_publish.publish(lambda x: x + 100, name="panel", target=spec, token=TOKEN, sample=[1],
+                                            preflight=False, scale={"replicas": 1, "cpus": 0.25})
+    monkeypatch.setenv(PANEL_TOKEN_ENV, TOKEN)  # the Jupyter server reads the token by name, as settings say
+    params = {"target": spec, "token_env": PANEL_TOKEN_ENV}
+    try:
+        listed = json.loads((await jp_fetch("jupyterlab-publish", "functions", params=params,
+                                            request_timeout=120)).body)
+        [entry] = [f for f in listed["functions"] if f["name"] == "panel"]
+        assert entry["status"] == "healthy" and entry["live_version"] == 1
+        assert entry["scale"] == {"replicas": 1, "cpus": 0.25} and entry["keyed"] is True
+        called = json.loads((await jp_fetch("jupyterlab-publish", "functions", "panel", "call", method="POST",
+                                            params=params, body=json.dumps([1]), request_timeout=120)).body)
+        assert called == {"name": "panel", "status": 200, "ok": True, "answer": 101}
+        shown = json.loads((await jp_fetch("jupyterlab-publish", "functions", "panel",
+                                           params={**params, "key": "true"}, request_timeout=120)).body)
+        assert shown["key"] == deployment.key
+    finally:
+        get_target(spec, token=TOKEN).delete("panel")
 
 
 class WritesMarker:
