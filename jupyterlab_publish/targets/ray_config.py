@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Optional
 
 from ..errors import PublishError
-from ..requirement import Requirement
+from ..requirement import Requirement, canonical_name
 from .scale import Scale
 
 IMPORT_PATH = "jupyterlab_publish.ray_serve.replica:build"
@@ -115,13 +115,36 @@ def runtime_env(manifest: Mapping[str, Any], mode: str = "pip") -> Optional[dict
             "publish it to a package index the cluster can reach, or build an image that has it and use env=none",
             {"distributions": foreign},
         )
-    pins = [f"{entry['name']}=={entry['version']}" for entry in lock
-            if set(entry.get("required_by") or ()) - {RUNTIME_REQUIRER}]
+    pins = [f"{entry['name']}=={entry['version']}" for entry in _function_closure(lock)]
     if not pins:  # a bundle without a lock: its declared lines are what pip is given
         pins = [Requirement.from_entry(entry).line() for entry in declared]
     if mode == "uv":
         return {"uv": {"packages": pins}}
     return {"pip": {"packages": pins, "pip_check": False}}
+
+
+def _function_closure(lock: list) -> list:
+    """The lock entries the function's own requirements pull in, in lock order: the roots are the
+    entries a non-distribution (the function) requires other than the runtime, then what they
+    require, through ``required_by``. The runtime's tree (starlette → anyio...) stays out."""
+    by_name = {canonical_name(entry["name"]): entry for entry in lock}
+    children: dict = {}
+    wanted = []
+    for entry in lock:
+        for requirer in entry.get("required_by") or ():
+            parent = canonical_name(requirer)
+            if parent in by_name:
+                children.setdefault(parent, []).append(entry)
+            elif requirer != RUNTIME_REQUIRER:
+                wanted.append(entry)
+    seen: set = set()
+    while wanted:
+        entry = wanted.pop()
+        key = canonical_name(entry["name"])
+        if key not in seen:
+            seen.add(key)
+            wanted.extend(children.get(key, ()))
+    return [entry for entry in lock if canonical_name(entry["name"]) in seen]
 
 
 def application(*, name: str, version: int, store_url: str, digest: str, key_digests: Iterable[str],

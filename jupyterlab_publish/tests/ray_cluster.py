@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 START_TIMEOUT = 120.0
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 2.0
 TOKEN = "jupyterlab-publish-test-token-" + os.urandom(8).hex()
 OTHER_APP = "other-team"
 

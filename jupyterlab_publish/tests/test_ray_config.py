@@ -56,12 +56,15 @@ def test_a_vectorised_function_may_hold_a_whole_batch_in_progress():
 
 
 def test_the_environment_is_the_locked_pins_without_the_runtime_own():
-    lock = [{"name": "numpy", "version": "2.1.0", "required_by": ["double"]},
+    lock = [{"name": "anyio", "version": "4.0", "required_by": ["starlette"]},
+            {"name": "numpy", "version": "2.1.0", "required_by": ["double", "pandas"]},
+            {"name": "pandas", "version": "2.2.0", "required_by": ["double"]},
             {"name": "starlette", "version": "0.40.0", "required_by": ["service runtime"]},
-            {"name": "tzdata", "version": "2024.1", "required_by": ["pandas", "service runtime"]}]
-    found = manifest(requirements=[{"name": "numpy", "version": "2.1.0"}], lock=lock)
-    assert ray_config.runtime_env(found) == {"pip": {"packages": ["numpy==2.1.0", "tzdata==2024.1"], "pip_check": False}}
-    assert ray_config.runtime_env(found, "uv") == {"uv": {"packages": ["numpy==2.1.0", "tzdata==2024.1"]}}
+            {"name": "tzdata", "version": "2024.1", "required_by": ["Pandas"]}]
+    found = manifest(requirements=[{"name": "pandas", "version": "2.2.0"}], lock=lock)
+    pins = ["numpy==2.1.0", "pandas==2.2.0", "tzdata==2024.1"]  # not starlette's tree
+    assert ray_config.runtime_env(found) == {"pip": {"packages": pins, "pip_check": False}}
+    assert ray_config.runtime_env(found, "uv") == {"uv": {"packages": pins}}
     assert ray_config.runtime_env(found, "none") is None
 
 

@@ -337,7 +337,7 @@ def test_a_tampered_bundle_is_refused_in_the_replica_and_nothing_is_unpickled(he
     target.delete("guarded")
 
 
-def test_the_s3_store_on_a_local_s3_server_serves_a_public_function_and_exports(head, monkeypatch, tmp_path):
+def test_the_s3_store_serves_a_public_function_with_its_locked_environment_and_exports(head, monkeypatch, tmp_path):
     s3 = S3Server().start()
     try:
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -345,10 +345,21 @@ def test_the_s3_store_on_a_local_s3_server_serves_a_public_function_and_exports(
             monkeypatch.setenv(name, value)
         spec = (f"ray+http://127.0.0.1:{head.dashboard_port}?store=s3://{s3.bucket}/team"
                 f"&store_endpoint={s3.endpoint}")
-        deployment = jupyterlab_publish.publish(lambda text: text.upper(), name="shout", target=spec, token=TOKEN,
-                                                sample=["hi"], public=True, preflight=False, scale={"cpus": 0.25})
+        def parse_version(text):
+            import packaging.version
+
+            return str(packaging.version.Version(text).release)
+
+        from importlib.metadata import version  # the version the lock pins: the kernel's own
+
+        deployment = jupyterlab_publish.publish(parse_version, name="shout", target=spec, token=TOKEN,
+                                                sample=["1.2.3"], requirements=["packaging"], public=True,
+                                                preflight=False, scale={"cpus": 0.25})
         assert deployment.key is None
-        assert post(deployment.url, ["hello"]) == (200, "HELLO")  # public: no key needed
+        assert post(deployment.url, ["2.10.1"]) == (200, "(2, 10, 1)")  # public: no key needed
+        # Its requirement's locked pin became the application's environment (the runtime's own did not).
+        app = head.get("/api/serve/applications/")["applications"]["shout"]["deployed_app_config"]
+        assert app["runtime_env"] == {"pip": {"packages": [f"packaging=={version('packaging')}"], "pip_check": False}}
         target = get_target(spec, token=TOKEN)
         [version] = target.versions("shout")
         assert version.location.startswith(f"s3://{s3.bucket}/team/bundles/sha256/")
