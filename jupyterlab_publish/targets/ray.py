@@ -55,6 +55,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DEPLOY_TIMEOUT = 900.0
 DEFAULT_CALL_TIMEOUT = 300.0
 _POLL = 0.5
+# Polls (of _POLL seconds) after which a config other than the one just applied means someone
+# else's PUT replaced it.
+_REPLACED_POLLS = 10
 _KEY_CONTEXT = b"jupyterlab-publish ray function key v1\x00"
 _QUERY_KEYS = ("store", "store_endpoint", "serve", "env", "insecure")
 # The manifest's fields the Serve config is built from (ray_config.application), kept in each record.
@@ -321,32 +324,40 @@ class RayTarget(Target):
     def _wait(self, name: str, version: Optional[int], report: Progress) -> dict:
         deadline = time.monotonic() + self.deploy_timeout
         said = None
+        others = 0  # polls that found another config than the one just applied
         while True:
             status = self._request("/api/serve/applications/")
             details = (status.get("applications") or {}).get(name)
+            deployed = ((details or {}).get("deployed_app_config") or {}).get("args") or {}
             if version is None:
                 if details is None:
                     return status
-            elif details is not None:
-                deployed = (details.get("deployed_app_config") or {}).get("args") or {}
-                state = details.get("status")
-                if deployed.get("version") == version:
-                    if state == "RUNNING":
-                        return status
-                    if state in ("DEPLOY_FAILED", "UNHEALTHY"):
-                        # The application's message is a summary; its deployment's holds the replica's error.
-                        reasons = [details.get("message") or state] + [
-                            deployment["message"] for deployment in (details.get("deployments") or {}).values()
-                            if deployment.get("message")]
-                        raise PublishError(
-                            "smoke_test_failed",
-                            f"Ray Serve could not start version {version} of {name}: {' '.join(reasons)}",
-                            "read the replica's error above (a refused bundle, a missing package, a different "
-                            "Python); the previous version keeps serving",
-                            {"name": name, "version": version, "serve_status": state})
-                    if state != said:
-                        said = state
-                        report("starting", 0.7, f"Ray Serve: {name} is {state.lower().replace('_', ' ')}")
+            elif details is None or deployed.get("version") != version:
+                # Serve's API has no conditional PUT: a config someone applied just after ours wins.
+                others += 1
+                if others > _REPLACED_POLLS:
+                    raise PublishError(
+                        "target_error", f"another change to the cluster's Serve config replaced version {version} of "
+                        f"{name} while it was starting", "see `jupyter publish show`, then publish again",
+                        {"name": name, "version": version})
+            else:
+                state = details.get("status") or "NOT_STARTED"
+                if state == "RUNNING":
+                    return status
+                if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+                    # The application's message is a summary; its deployment's holds the replica's error.
+                    reasons = [details.get("message") or state] + [
+                        deployment["message"] for deployment in (details.get("deployments") or {}).values()
+                        if deployment.get("message")]
+                    raise PublishError(
+                        "smoke_test_failed",
+                        f"Ray Serve could not start version {version} of {name}: {' '.join(reasons)}",
+                        "read the replica's error above (a refused bundle, a missing package, a different "
+                        "Python); the previous version is put back",
+                        {"name": name, "version": version, "serve_status": state})
+                if state != said:
+                    said = state
+                    report("starting", 0.7, f"Ray Serve: {name} is {state.lower().replace('_', ' ')}")
             if time.monotonic() > deadline:
                 raise PublishError("timeout", f"Ray Serve did not run {name} within {self.deploy_timeout:g} s",
                                    "the cluster may lack free CPUs for the replicas, or the packages are still "

@@ -185,6 +185,7 @@ def test_published_from_a_kernel_answers_then_a_new_version_a_rollback_and_a_del
     assert [(v.version, v.status) for v in target.versions("double")] == [(1, "live"), (2, "retired")]
     assert "serving double version 1" in target.logs("double").log
     assert target.call("double", [4]).answer == 8
+    assert "Twice x." in target.docs("double")  # the runtime's docs page, fetched with the key
     other_survives(head)
 
     target.delete("double")
