@@ -19,7 +19,6 @@ vectorised function's items are gathered by ``@serve.batch`` and run by the runt
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import tempfile
@@ -67,9 +66,10 @@ def cluster_token() -> Optional[str]:
 def fetch_verified(args: dict, dest: Path) -> Path:
     """Fetch, check and unpack the bundle ``args`` names into ``dest``; nothing is unpickled here."""
     name, digest = args["name"], args["digest"]
+    archive = dest.parent / "bundle.tar.gz"
     try:
-        # read_bundle checks the bytes' sha256 against the digest the config pins.
-        data = BundleStore(args["store"], args.get("storage_options") or {}).read_bundle(digest)
+        # fetch_bundle checks the bytes' sha256 against the digest the config pins as they stream in.
+        BundleStore(args["store"], args.get("storage_options") or {}).fetch_bundle(digest, str(archive))
     except PublishError as exc:
         raise BundleRefused(f"{name} v{args['version']}: {exc.message} ({exc.hint})") from None
     token = cluster_token()
@@ -80,9 +80,11 @@ def fetch_verified(args: dict, dest: Path) -> Path:
             "give the cluster token auth (RAY_AUTH_MODE=token), or publish with insecure=1 to a cluster without it")
     key = key_from_token(token) if token is not None else None
     try:
-        unpack_bundle(io.BytesIO(data), dest, key=key)
+        unpack_bundle(archive, dest, key=key)
     except PublishError as exc:
         raise BundleRefused(f"{name} v{args['version']}: the bundle was refused: {exc.message}") from None
+    finally:
+        archive.unlink(missing_ok=True)
     return dest
 
 

@@ -112,6 +112,33 @@ class BundleStore:
                                "someone changed the store's copy; publish the function again", {"digest": digest})
         return data
 
+    def fetch_bundle(self, digest: str, dest: str) -> str:
+        """Copy the bundle to the local file ``dest`` (which must not exist), hashing as it streams,
+        and return ``dest``; ``invalid_bundle`` (and no file) when the bytes are not ``digest``'s.
+        A model's bundle can be large: it never has to fit in memory."""
+        hasher = hashlib.sha256()
+        try:
+            with self.fs.open(self.bundle_path(digest), "rb") as source, open(dest, "xb") as target:
+                for block in iter(lambda: source.read(_CHUNK), b""):
+                    hasher.update(block)
+                    target.write(block)
+        except FileNotFoundError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            if exc.filename == dest:
+                raise
+            raise PublishError("not_found", f"the bundle {digest[:12]}… is not in the store {self.url}",
+                               "publish the function again: its bundle was removed from the store") from None
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            raise _store_error(self.url, exc) from exc
+        if hasher.hexdigest() != digest:
+            os.unlink(dest)
+            raise PublishError("invalid_bundle", f"the bundle {digest[:12]}… in {self.url} does not match its digest",
+                               "someone changed the store's copy; publish the function again", {"digest": digest})
+        return dest
+
     # -- version records -------------------------------------------------------------------------
 
     def _versions_dir(self, name: str) -> str:

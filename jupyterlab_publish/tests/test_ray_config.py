@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +154,21 @@ def test_a_changed_stored_bundle_is_refused_by_its_digest(tmp_path):
     with pytest.raises(PublishError) as caught:
         store.read_bundle(digest)
     assert caught.value.code == "invalid_bundle"
+    with pytest.raises(PublishError) as caught:
+        store.fetch_bundle(digest, str(tmp_path / "fetched.tar.gz"))
+    assert caught.value.code == "invalid_bundle" and not (tmp_path / "fetched.tar.gz").exists()
+
+
+def test_a_bundle_is_fetched_to_a_file_checked_as_it_streams(tmp_path):
+    store = BundleStore(f"file://{tmp_path}/store")
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(os.urandom(3 * 1024 * 1024 + 7))  # more than one chunk
+    digest = store.put_bundle(str(archive))
+    fetched = store.fetch_bundle(digest, str(tmp_path / "copy.tar.gz"))
+    assert Path(fetched).read_bytes() == archive.read_bytes()
+    with pytest.raises(PublishError) as caught:
+        store.fetch_bundle("cd" * 32, str(tmp_path / "other.tar.gz"))
+    assert caught.value.code == "not_found" and not (tmp_path / "other.tar.gz").exists()
 
 
 def test_an_unreadable_token_file_is_reported_when_the_token_is_needed_not_when_listing_targets(tmp_path, monkeypatch):
