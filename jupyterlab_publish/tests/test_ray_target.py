@@ -10,6 +10,7 @@ in a clean environment on this machine, the same for every target, and is tested
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -262,6 +264,32 @@ async def test_the_deployments_panel_shows_scale_and_status_and_calls_through_th
         shown = json.loads((await jp_fetch("jupyterlab-publish", "functions", "panel",
                                            params={**params, "key": "true"}, request_timeout=120)).body)
         assert shown["key"] == deployment.key
+
+        # The Ray token goes to the dashboard only: a call through a Serve address that records
+        # what it is sent carries the function's key and nothing of the token.
+        seen = []
+
+        class Recorder(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                seen.append(dict(self.headers))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        recorder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        threading.Thread(target=recorder.serve_forever, daemon=True).start()
+        try:
+            via = get_target(f"{spec}&serve=http://127.0.0.1:{recorder.server_port}", token=TOKEN)
+            assert via.call("panel", [1]).status == 200
+        finally:
+            recorder.shutdown()
+        assert seen[0]["Authorization"] == f"Bearer {deployment.key}"
+        assert not [value for headers in seen for value in headers.values() if TOKEN in value]
     finally:
         get_target(spec, token=TOKEN).delete("panel")
 
