@@ -7,9 +7,10 @@ embedded local function server, uv environments, bubblewrap sandbox when availab
 state directory, as ``publish()`` does for the dialog's Publish button, and records when each stage
 began. Measured in one run:
 
-- the first publish: no server running, no environment for the function yet (uv's own package
-  cache is as ``make setup`` and earlier runs left it; a machine that never downloaded
-  scikit-learn adds the download);
+- the first publish on a machine where uv never ran (an empty uv cache: every package is
+  downloaded from PyPI), with its own server;
+- the first publish: no server running, no environment for the function yet (uv's package cache
+  as the run above left it);
 - the next publish right after it, while the environment's bytecode is still being written;
 - ``--runs`` warm publishes of new versions (server running, environment built and compiled), with
   the pre-flight overlapping the server's start of the version (the default), and as many with
@@ -105,6 +106,16 @@ def main() -> None:
         analysis.append(time.perf_counter() - started)
 
     publish = jupyterlab_publish.publish
+    # A machine whose uv cache is empty (no publish ever ran there): uv downloads every package.
+    cold_state = Path(tempfile.mkdtemp(prefix="publish-bench-cold-"))
+    os.environ["JUPYTERLAB_PUBLISH_STATE_DIR"] = str(cold_state)
+    os.environ["UV_CACHE_DIR"] = str(cold_state / "uv-cache")
+    try:
+        empty_cache = timed_publish(publish, predictor, validator)
+    finally:
+        LocalTarget().stop()
+        del os.environ["UV_CACHE_DIR"]
+        os.environ["JUPYTERLAB_PUBLISH_STATE_DIR"] = str(state)
     try:
         first = timed_publish(publish, predictor, validator)
         right_after = timed_publish(publish, predictor, validator, new_version=True)
@@ -121,7 +132,7 @@ def main() -> None:
         sandbox = json.loads((state / "server.json").read_text()).get("sandbox")
     finally:
         LocalTarget().stop()
-    for run in [first, right_after, *overlapped, *sequential]:
+    for run in [empty_cache, first, right_after, *overlapped, *sequential]:
         run.pop("key")
 
     results = {
@@ -132,6 +143,7 @@ def main() -> None:
         "sandbox": sandbox,
         "analyze_ms": {"runs": len(analysis), "median": round(statistics.median(analysis) * 1000, 3),
                        "max": round(max(analysis) * 1000, 3)},
+        "first_empty_uv_cache": empty_cache,
         "first": first,
         "right_after_first": right_after,
         "bytecode_written_after_s": round(compiled_after, 1),
@@ -170,6 +182,8 @@ def report(results: dict) -> str:
         "",
         "| publish | seconds to URL | how |",
         "| --- | ---: | --- |",
+        f"| first, on a machine where uv never ran: empty uv cache | {results['first_empty_uv_cache']['seconds']:.2f} "
+        "| starts the server; uv downloads scikit-learn, scipy, numpy... from PyPI and builds the environment |",
         f"| first: no server running, no environment yet | {results['first']['seconds']:.2f} | starts the server, "
         "builds the function's environment with uv (from uv's package cache) |",
         f"| the next one, right after | {results['right_after_first']['seconds']:.2f} | environment built; its "
@@ -188,6 +202,7 @@ def report(results: dict) -> str:
         "",
         "| publish | total | stages |",
         "| --- | ---: | --- |",
+        stage_row("first, empty uv cache", results["first_empty_uv_cache"]),
         stage_row("first", results["first"]),
         stage_row("right after the first", results["right_after_first"]),
         stage_row("warm, overlapped (median run)", typical),
