@@ -34,6 +34,11 @@ RUNTIME_REQUIRER = "service runtime"
 ENV_MODES = ("pip", "uv", "none")
 # What a replica takes while a vectorised function's requests gather into a batch.
 BATCH_ONGOING_FACTOR = 2
+# Requests Serve hands one replica at once. Serve's default (5) makes its proxy queue and back off
+# as soon as more callers than that arrive: measured here with one replica, 64 connections gave
+# 11 req/s at 5 and 165 at 64 (benchmarks/ray/REPORT.md). The runtime runs calls in threads, so a
+# replica takes this many at once; autoscaling still aims at target_ongoing_requests.
+MAX_ONGOING_REQUESTS = 64
 # Serve's top-level http_options that a config may carry back unchanged (the rest are defaults).
 _HTTP_KEYS = ("host", "port", "root_path", "request_timeout_s", "keep_alive_timeout_s")
 
@@ -62,9 +67,11 @@ def deployment_options(scale: Scale, batching: Optional[Mapping[str, Any]] = Non
         options["num_replicas"] = scale.replicas or 1
     if scale.cpus is not None:
         options["ray_actor_options"] = {"num_cpus": scale.cpus}
+    options["max_ongoing_requests"] = MAX_ONGOING_REQUESTS
     if batching:
         # Serve hands a replica at most max_ongoing_requests at once: a batch can only fill up to it.
-        options["max_ongoing_requests"] = max(int(batching.get("max_batch_size") or 1) * BATCH_ONGOING_FACTOR, 5)
+        options["max_ongoing_requests"] = max(int(batching.get("max_batch_size") or 1) * BATCH_ONGOING_FACTOR,
+                                              MAX_ONGOING_REQUESTS)
     return options
 
 

@@ -35,7 +35,8 @@ def test_an_application_names_the_replica_builder_the_bundle_and_key_digests_and
                              "key_digests": ["cd" * 32], "insecure": False,
                              "storage_options": {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}}}
     assert "runtime_env" not in built  # no requirement: the cluster's jupyterlab-publish has the runtime
-    assert built["deployments"] == [{"name": "PublishedFunction", "num_replicas": 1}]
+    # Up to 64 calls per replica at once: Serve's default of 5 makes its proxy back off under load.
+    assert built["deployments"] == [{"name": "PublishedFunction", "num_replicas": 1, "max_ongoing_requests": 64}]
 
 
 @pytest.mark.parametrize("scale, expected", [
@@ -46,14 +47,14 @@ def test_an_application_names_the_replica_builder_the_bundle_and_key_digests_and
 ])
 def test_scale_becomes_replicas_or_autoscaling_and_reads_back_the_same(scale, expected):
     built = app(scale=scale)
-    assert built["deployments"] == [{"name": "PublishedFunction", **expected}]
+    assert built["deployments"] == [{"name": "PublishedFunction", **expected, "max_ongoing_requests": 64}]
     assert ray_config.scale_of(built) == Scale.from_dict(scale).to_dict() | (
         {"min_replicas": 0} if "max_replicas" in scale and "min_replicas" not in scale else {})
 
 
 def test_a_vectorised_function_may_hold_a_whole_batch_in_progress():
-    built = app(manifest=manifest(batching={"max_batch_size": 32, "max_wait_ms": 2.0}))
-    assert built["deployments"][0]["max_ongoing_requests"] == 64
+    built = app(manifest=manifest(batching={"max_batch_size": 64, "max_wait_ms": 2.0}))
+    assert built["deployments"][0]["max_ongoing_requests"] == 128
 
 
 def test_the_environment_is_the_locked_pins_without_the_runtime_own():
