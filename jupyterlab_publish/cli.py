@@ -341,9 +341,12 @@ def _export(options: argparse.Namespace) -> int:
                            f"a {target.kind} target", "give --target ray+http://HOST:8265?store=...")
     config = target.serve_config([options.name])
     key = target.show(options.name).key
+    # The default image must match the cluster's Ray and the Python that pickled the function.
+    versions = {"ray_version": target.cluster_ray_version(), "python": target.python_minor(options.name)}
     manifest = rayservice_manifest(
         config, name=options.name, image=options.image, namespace=options.namespace,
-        secrets=[secret for secret in (target.token, key) if secret], store_endpoint=options.store_endpoint)
+        secrets=[secret for secret in (target.token, key) if secret], store_endpoint=options.store_endpoint,
+        **{option: value for option, value in versions.items() if value})
     text = dump_manifest(manifest)
     if options.output:
         with open(options.output, "w", encoding="utf-8") as handle:

@@ -61,7 +61,7 @@ _REPLACED_POLLS = 10
 _KEY_CONTEXT = b"jupyterlab-publish ray function key v1\x00"
 _QUERY_KEYS = ("store", "store_endpoint", "serve", "env", "insecure")
 # The manifest's fields the Serve config is built from (ray_config.application), kept in each record.
-_SERVING_FIELDS = ("batching", "requirements", "lock")
+_SERVING_FIELDS = ("batching", "requirements", "lock", "python")
 
 
 def _now() -> str:
@@ -611,6 +611,20 @@ class RayTarget(Target):
                                "check that Serve's proxy runs and the target's serve= address") from None
 
     # -- for exports -------------------------------------------------------------------------------
+
+    def cluster_ray_version(self) -> Optional[str]:
+        """The Ray version the cluster runs (the dashboard's ``/api/version``), for an export's image."""
+        self._check_secure()
+        answer = self._request("/api/version")
+        return str(answer["ray_version"]) if isinstance(answer, dict) and answer.get("ray_version") else None
+
+    def python_minor(self, name: str) -> Optional[str]:
+        """The Python minor version the live version of ``name`` was pickled with ("3.11"), if recorded."""
+        info = self.show(name)
+        for record in self.store.records(check_name(name)):
+            if int(record["version"]) == info.live_version:
+                return ((record.get("serving") or {}).get("python") or {}).get("minor")
+        return None
 
     def serve_config(self, names: Optional[list] = None) -> dict:
         """The Serve config of this target's functions (all, or ``names``) as Serve runs them now:

@@ -408,10 +408,30 @@ def test_the_s3_store_serves_a_public_function_with_its_locked_environment_and_e
         text = (tmp_path / "rs.yaml").read_text()
         assert "kind: RayService" in text and "jupyterlab_publish.ray_serve.replica:build" in text
         assert TOKEN not in text and "minio.storage.svc" in text and "127.0.0.1" not in text
+        # The real export validates against KubeRay's CRD and Ray's own Serve schema, and its image
+        # is the cluster's Ray on the Python that pickled the function.
+        import yaml  # a test dependency through jupyter; the export itself needs the ray extra
+        from ray.serve.schema import ServeDeploySchema  # (as above: the tests run with ray installed)
+
+        from jupyterlab_publish.tests.kuberay_schema import rayservice_errors
+
+        manifest = yaml.safe_load(text)
+        assert rayservice_errors(manifest) == []
+        ServeDeploySchema.model_validate(yaml.safe_load(manifest["spec"]["serveConfigV2"]))
+        assert manifest["spec"]["rayClusterConfig"]["rayVersion"] == ray_version()
+        python = "py{}{}".format(*sys.version_info[:2])
+        assert manifest["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0][
+            "image"] == f"rayproject/ray:{ray_version()}-{python}"
         target.delete("shout")
         other_survives(head)
     finally:
         s3.stop()
+
+
+def ray_version() -> str:
+    from importlib.metadata import version  # the head runs from this very environment
+
+    return version("ray")
 
 
 def test_a_dashboard_without_token_auth_is_refused_unless_the_spec_allows_it(tmp_path):
