@@ -11,10 +11,11 @@ import * as path from 'path';
 
 import {
   callHeaders,
-  COMMAND,
+  clickPublish,
   completePublishDialog,
   FUNCTION_CELL,
-  openAndRunExample
+  openAndRunExample,
+  openPredictorDialog
 } from './helpers';
 
 const NAME = 'predictor-panel';
@@ -51,9 +52,7 @@ test('manage a published function from the Deployments panel', async ({
   await expect(panel).toBeVisible();
 
   await page.notebook.selectCells(FUNCTION_CELL);
-  await page
-    .locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`)
-    .click();
+  await clickPublish(page);
   const published = await completePublishDialog(page, NAME);
   expect(published.key).toBeTruthy();
 
@@ -112,19 +111,7 @@ test('manage a published function from the Deployments panel', async ({
 
   // A new version, from the dialog: the taken name is offered as a new version. The panel follows
   // the publish by itself (the publisher's signal), without a refresh.
-  await page.notebook.selectCells(FUNCTION_CELL);
-  await page
-    .locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`)
-    .click();
-  const functionPicker = page
-    .locator('.jp-Dialog')
-    .filter({ hasText: 'Publish which function?' });
-  await functionPicker.locator('select').selectOption('predictor');
-  await functionPicker.locator('.jp-Dialog-button.jp-mod-accept').click();
-  const dialog = page
-    .locator('.jp-Dialog')
-    .filter({ has: page.locator('.jp-PublishDialog') });
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
+  const dialog = await openPredictorDialog(page);
   await dialog.locator('.jp-PublishDialog-name').fill(NAME);
   await dialog.locator('.jp-PublishDialog-validator').selectOption('validator');
   await dialog.locator('.jp-PublishDialog-sample').fill('[[0.5, 0.5]]');

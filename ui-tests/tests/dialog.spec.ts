@@ -6,43 +6,19 @@
  * block Publish). With UPDATE_SCREENSHOTS=1 it refreshes the dialog's pictures in docs/.
  */
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
-import { Locator } from '@playwright/test';
 import * as path from 'path';
 
-import { COMMAND, FUNCTION_CELL, openAndRunExample } from './helpers';
+import {
+  clickPublish,
+  FUNCTION_CELL,
+  openAndRunExample,
+  openPredictorDialog,
+  publishDialog
+} from './helpers';
 
 test.use({ autoGoto: true });
 
 const DOCS = path.resolve(__dirname, '..', '..', 'docs');
-
-function publishDialog(page: IJupyterLabPageFixture): Locator {
-  return page
-    .locator('.jp-Dialog')
-    .filter({ has: page.locator('.jp-PublishDialog') });
-}
-
-/** Click the toolbar's Publish button for the selected cell. */
-async function clickPublish(page: IJupyterLabPageFixture): Promise<void> {
-  await page
-    .locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`)
-    .click();
-}
-
-/** Publish `predictor` of the example: pick it, and wait for the Publish dialog. */
-async function openPredictorDialog(
-  page: IJupyterLabPageFixture
-): Promise<Locator> {
-  await page.notebook.selectCells(FUNCTION_CELL);
-  await clickPublish(page);
-  const picker = page
-    .locator('.jp-Dialog')
-    .filter({ hasText: 'Publish which function?' });
-  await picker.locator('select').selectOption('predictor');
-  await picker.locator('.jp-Dialog-button.jp-mod-accept').click();
-  const dialog = publishDialog(page);
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
-  return dialog;
-}
 
 /** Record every stage the dialog's progress bar shows, in the page. */
 async function recordStages(page: IJupyterLabPageFixture): Promise<void> {

@@ -3,6 +3,7 @@
  * read the result. They drive the real UI; nothing here talks to the servers behind it.
  */
 import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
 import * as path from 'path';
 
 export const NOTEBOOK = 'kmeans.ipynb';
@@ -57,22 +58,52 @@ export function callHeaders(key: string | null): Record<string, string> {
 }
 
 /** Pick `predictor`, fill the dialog (validator, sample), publish, and return the result. */
+/** The open Publish dialog (the one with the dialog body, not the function chooser). */
+export function publishDialog(page: IJupyterLabPageFixture): Locator {
+  return page
+    .locator('.jp-Dialog')
+    .filter({ has: page.locator('.jp-PublishDialog') });
+}
+
+/** Click the notebook toolbar's Publish button for the selected cell. */
+export async function clickPublish(
+  page: IJupyterLabPageFixture
+): Promise<void> {
+  await page
+    .locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`)
+    .click();
+}
+
+/** Choose `predictor` in the "Publish which function?" chooser and wait for the Publish dialog. */
+export async function choosePredictor(
+  page: IJupyterLabPageFixture
+): Promise<Locator> {
+  const chooser = page
+    .locator('.jp-Dialog')
+    .filter({ hasText: 'Publish which function?' });
+  await expect(chooser).toBeVisible();
+  await chooser.locator('select').selectOption('predictor');
+  await chooser.locator('.jp-Dialog-button.jp-mod-accept').click();
+  const dialog = publishDialog(page);
+  await expect(dialog).toBeVisible({ timeout: 60_000 });
+  return dialog;
+}
+
+/** Publish the example's `predictor` from the toolbar: its cell, Publish, the chooser, the dialog. */
+export async function openPredictorDialog(
+  page: IJupyterLabPageFixture
+): Promise<Locator> {
+  await page.notebook.selectCells(FUNCTION_CELL);
+  await clickPublish(page);
+  return choosePredictor(page);
+}
+
 export async function completePublishDialog(
   page: IJupyterLabPageFixture,
   name: string,
   options: { public?: boolean } = {}
 ): Promise<IPublished> {
-  const picker = page
-    .locator('.jp-Dialog')
-    .filter({ hasText: 'Publish which function?' });
-  await expect(picker).toBeVisible();
-  await picker.locator('select').selectOption('predictor');
-  await picker.locator('.jp-Dialog-button.jp-mod-accept').click();
-
-  const dialog = page
-    .locator('.jp-Dialog')
-    .filter({ has: page.locator('.jp-PublishDialog') });
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
+  const dialog = await choosePredictor(page);
   await expect(dialog.locator('.jp-PublishDialog-signature')).toContainText(
     'predictor(x)'
   );

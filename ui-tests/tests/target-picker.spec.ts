@@ -14,7 +14,7 @@ import {
   test
 } from '@jupyterlab/galata';
 
-import { COMMAND, FUNCTION_CELL, openAndRunExample } from './helpers';
+import { openAndRunExample, openPredictorDialog } from './helpers';
 
 const ROOT = `/tmp/jupyterlab-publish-picker-${Date.now()}`;
 const SHARED = { name: 'shared folder', spec: `dir:${ROOT}` };
@@ -34,30 +34,12 @@ test.use({
   }
 });
 
-/** Publish the example's `predictor`: pick it, and wait for the Publish dialog. */
-async function openPublishDialog(page: IJupyterLabPageFixture) {
-  await page.notebook.selectCells(FUNCTION_CELL);
-  await page
-    .locator(`.jp-NotebookPanel-toolbar [data-command="${COMMAND}"]`)
-    .click();
-  const chooser = page
-    .locator('.jp-Dialog')
-    .filter({ hasText: 'Publish which function?' });
-  await chooser.locator('select').selectOption('predictor');
-  await chooser.locator('.jp-Dialog-button.jp-mod-accept').click();
-  const dialog = page
-    .locator('.jp-Dialog')
-    .filter({ has: page.locator('.jp-PublishDialog') });
-  await expect(dialog).toBeVisible({ timeout: 60_000 });
-  return dialog;
-}
-
 test('pick a configured dir: target in the Publish dialog and publish there; no Scale section for either target', async ({
   page,
   tmpPath
 }) => {
   await openAndRunExample(page, tmpPath);
-  const dialog = await openPublishDialog(page);
+  const dialog = await openPredictorDialog(page);
 
   // The configured targets by name and spec, then Other…; the settings' default picked.
   const picker = dialog.locator('.jp-PublishDialog-targetPicker');
@@ -100,7 +82,7 @@ test('pick a configured dir: target in the Publish dialog and publish there; no 
   await page.locator('.jp-Dialog-button.jp-mod-accept').click();
 
   // The next dialog in this notebook starts from that choice.
-  await openPublishDialog(page);
+  await openPredictorDialog(page);
   await expect(picker).toHaveValue(SHARED.name);
   await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
 });
@@ -110,7 +92,7 @@ test('a target that scales shows the Scale section; a refused setting comes back
   tmpPath
 }) => {
   await openAndRunExample(page, tmpPath);
-  const dialog = await openPublishDialog(page);
+  const dialog = await openPredictorDialog(page);
   const field = dialog.locator('.jp-PublishDialog-targetField');
   await dialog
     .locator('.jp-PublishDialog-targetPicker')
