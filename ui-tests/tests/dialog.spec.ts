@@ -155,9 +155,11 @@ test('a fast failure keeps the dialog open with the input intact and the error b
   });
   // Reported, never asserted: the click-to-URL figure for the closing notes.
   console.log(`click to URL for ${name}: ${Date.now() - clicked} ms`);
-  // The bar renders once a frame, so quick stages may not show; the pre-flight ran once.
+  // The bar renders once a frame, so quick stages may not show: the pre-flight's stage is
+  // reported as it starts, alongside the push, and may be passed over. It never shows twice (the
+  // kernel reports it once: test_publish_flow.py counts the kernel's own events).
   const stages = await stagesSeen(page);
-  expect(stages.filter(s => s === 'preflight')).toHaveLength(1);
+  expect(stages.filter(s => s === 'preflight').length).toBeLessThanOrEqual(1);
   await page.locator('.jp-Dialog-button.jp-mod-accept').click(); // close the result
 
   // The same name again: refused before anything is analysed or built, fixed from the dialog.
@@ -181,9 +183,9 @@ test('a fast failure keeps the dialog open with the input intact and the error b
       timeout: 180_000
     }
   );
-  expect((await stagesSeen(page)).filter(s => s === 'preflight')).toHaveLength(
-    1
-  );
+  expect(
+    (await stagesSeen(page)).filter(s => s === 'preflight').length
+  ).toBeLessThanOrEqual(1);
   await page.locator('.jp-Dialog-button.jp-mod-accept').click();
 });
 
