@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import shlex
+import urllib.error
+import urllib.request
 from typing import Any, Callable, Optional
 
 from ..errors import PublishError
@@ -69,6 +72,29 @@ class Deployment:
         if self.key:
             parts.append("-H " + shlex.quote(f"Authorization: Bearer {self.key}"))
         return " ".join(parts)
+
+
+def call_with_key(name: str, url: str, payload: Any, key: Optional[str], timeout: float) -> CallResult:
+    """POST ``payload`` as JSON to a function's URL with its key, as any caller would. The function's
+    refusals (4xx/5xx answers) are the result; a network failure raises (``urllib.error.URLError``,
+    ``OSError``) for the target to name in its own terms."""
+    request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), method="POST",
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return CallResult(name, response.status, _json_or_text(response.read()))
+    except urllib.error.HTTPError as exc:
+        return CallResult(name, exc.code, _json_or_text(exc.read()))
+
+
+def _json_or_text(body: bytes) -> Any:
+    text = body.decode("utf-8", "replace")
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
 
 
 class Target(abc.ABC):
@@ -204,5 +230,5 @@ class Target(abc.ABC):
 __all__ = [
     "CAPABILITIES", "DEFAULT_LOG_LINES", "CallResult", "Deployment", "FunctionInfo", "FunctionMetrics", "Gate",
     "FunctionSummary", "LogTail", "Progress",
-    "RollbackResult", "Scale", "Target", "VersionInfo", "check_name", "progress_or_noop",
+    "RollbackResult", "Scale", "Target", "VersionInfo", "call_with_key", "check_name", "progress_or_noop",
 ]

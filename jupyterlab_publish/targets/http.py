@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any, Optional
 
 from ..errors import ERROR_CODES, HTTP_BODY_KEYS, PublishError
-from .base import DEFAULT_LOG_LINES, Deployment, Gate, Progress, Target, check_name, progress_or_noop
+from .base import DEFAULT_LOG_LINES, Deployment, Gate, Progress, Target, call_with_key, check_name, progress_or_noop
 from .results import (
     CallResult, FunctionInfo, FunctionMetrics, FunctionSummary, LogTail, RollbackResult, histogram_quantile,
 )
@@ -321,17 +321,8 @@ class FunctionServerTarget(Target):
     def call(self, name: str, payload: Any) -> CallResult:
         """POST ``payload`` to the function with its key (from ``show``), as any caller would."""
         key = self.show(name).key
-        request = urllib.request.Request(
-            f"{self.url}/functions/{check_name(name)}", data=json.dumps(payload).encode("utf-8"), method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
         try:
-            with urllib.request.urlopen(request, timeout=DEFAULT_CALL_TIMEOUT) as response:
-                return CallResult(name, response.status, _json_or_text(response.read()))
-        except urllib.error.HTTPError as exc:
-            return CallResult(name, exc.code, _json_or_text(exc.read()))
+            return call_with_key(name, f"{self.url}/functions/{check_name(name)}", payload, key, DEFAULT_CALL_TIMEOUT)
         except urllib.error.URLError as exc:
             raise self._unreachable(exc.reason) from exc
         except (ConnectionError, socket.timeout, TimeoutError) as exc:
@@ -361,10 +352,3 @@ class FunctionServerTarget(Target):
 # A try-it call waits as long as a caller would; the server's own --request-timeout answers 504 first.
 DEFAULT_CALL_TIMEOUT = 300.0
 
-
-def _json_or_text(body: bytes) -> Any:
-    text = body.decode("utf-8", "replace")
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return text

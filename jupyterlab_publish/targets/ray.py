@@ -41,7 +41,7 @@ from typing import Any, Optional
 
 from ..errors import PublishError
 from . import ray_config
-from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, check_name, progress_or_noop
+from .base import DEFAULT_LOG_LINES, Deployment, Progress, Target, call_with_key, check_name, progress_or_noop
 from .results import CallResult, FunctionInfo, FunctionSummary, LogTail, RollbackResult, VersionInfo
 from .scale import Scale
 
@@ -596,16 +596,9 @@ class RayTarget(Target):
 
     def _post(self, url: str, payload: Any, key: Optional[str]) -> CallResult:
         name = url.rstrip("/").rsplit("/", 1)[-1]
-        # The function's key only: the Ray token never goes to the Serve proxy.
-        request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), method="POST",
-                                         headers={"Content-Type": "application/json", "Accept": "application/json"})
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
         try:
-            with urllib.request.urlopen(request, timeout=DEFAULT_CALL_TIMEOUT) as response:
-                return CallResult(name, response.status, _json_or_text(response.read()))
-        except urllib.error.HTTPError as exc:
-            return CallResult(name, exc.code, _json_or_text(exc.read()))
+            # The function's key only: the Ray token never goes to the Serve proxy.
+            return call_with_key(name, url, payload, key, DEFAULT_CALL_TIMEOUT)
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
             raise PublishError("target_unreachable", f"cannot reach Serve at {url}: {getattr(exc, 'reason', exc)}",
                                "check that Serve's proxy runs and the target's serve= address") from None
@@ -648,13 +641,6 @@ def _seconds_iso(seconds: Any) -> Optional[str]:
         return None
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _json_or_text(body: bytes) -> Any:
-    text = body.decode("utf-8", "replace")
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return text
 
 
 __all__ = ["RayTarget", "default_token"]
